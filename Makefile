@@ -1,0 +1,105 @@
+# moebench build. `make run` and `make test` are the two commands README gives;
+# both start with the deps step, which installs missing Debian packages.
+
+ifeq ($(origin CC),default)
+CC       := gcc
+endif
+ifeq ($(origin CXX),default)
+CXX      := g++
+endif
+BUILD    ?= build
+PKGS     := openblas hwloc libcjson ompi
+DEB_PKGS := libopenblas-dev libopenmpi-dev openmpi-bin libhwloc-dev libcjson-dev \
+            libbenchmark-dev libcmocka-dev gnuplot-nox pkg-config
+
+# pkg-config is only asked once the deps step has run (it may be what
+# installs the .pc files), so these are recursively expanded.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+OPT      ?= -O2 -g
+WARN     := -Wall -Wextra -Werror
+SAN      ?=
+CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SAN) -D_GNU_SOURCE -fopenmp -MMD -MP $(PKG_CFLAGS) -I. $(CFLAGS)
+LDLIBS_ALL = $(SAN) -fopenmp $(PKG_LIBS) -lm $(LDLIBS)
+
+HARNESS  := harness/mb.c harness/params.c harness/stats.c harness/device.c harness/result.c \
+            harness/sysinfo.c harness/cost.c harness/runner.c harness/cli.c harness/cmd_run.c \
+            harness/report.c harness/world.c
+SUITES   := suites/presets.c suites/ref.c suites/gmm.c suites/gemm.c suites/suite.c
+HARDWARE := hardware/null/null.c hardware/cpu/cpu.c
+LIB_SRC  := $(HARNESS) $(SUITES) $(HARDWARE)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(BUILD)/harness/main.o
+BIN      := $(BUILD)/moebench
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+GIT_COMMIT := $(shell git rev-parse --verify -q HEAD 2>/dev/null || echo unknown)
+GIT_DIRTY  := $(shell test -n "$$(git status --porcelain --untracked-files=no 2>/dev/null)" && echo 1 || echo 0)
+
+.PHONY: all deps run test unit e2e asan clean bench
+.DEFAULT_GOAL := all
+
+all: $(BIN)
+
+deps:
+	@./ci/deps.sh $(DEB_PKGS)
+
+$(BIN): $(LIB_OBJ) $(MAIN_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+# Build facts baked into sysinfo.o; regenerated when the commit or flags change.
+$(BUILD)/buildinfo.h: FORCE
+	@mkdir -p $(BUILD)
+	@printf '#define MB_GIT_COMMIT "%s"\n#define MB_GIT_DIRTY %s\n#define MB_CFLAGS "%s"\n#define MB_CC "%s"\n' \
+	  '$(GIT_COMMIT)' '$(GIT_DIRTY)' '$(strip -std=c11 $(WARN) $(OPT) $(SAN) -D_GNU_SOURCE -fopenmp $(CFLAGS))' '$(CC)' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+FORCE:
+
+$(BUILD)/harness/sysinfo.o: $(BUILD)/buildinfo.h
+$(BUILD)/harness/sysinfo.o: CFLAGS_ALL += -I$(BUILD)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJ) $(LDLIBS_ALL) -lcmocka
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./$(BIN) run -b cpu -s gmm --preset quick -o results
+	./$(BIN) report "$$(ls -t results/*.json | head -n 1)" -o report
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; OMP_NUM_THREADS=2 ./$$t; done
+
+JSONQ := $(BUILD)/tests/jsonq
+$(JSONQ): tests/tools/jsonq.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LDLIBS_ALL)
+
+e2e: $(BIN) $(JSONQ)
+	@set -e; for t in tests/e2e/*.sh; do echo "== $$t"; \
+	  MOEBENCH=./$(BIN) JSONQ=./$(JSONQ) sh $$t; done
+
+# The sanitizer build lives in its own directory and runs the same tests.
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
+	  SAN='-fsanitize=address,undefined -fno-sanitize-recover=all' unit e2e
+
+test: deps
+	@$(MAKE) --no-print-directory all unit e2e
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(MAKE) --no-print-directory asan
+	@echo "all tests passed"
+
+bench: $(BIN)
+	sh ci/bench-cpu.sh
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)

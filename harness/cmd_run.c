@@ -1,0 +1,306 @@
+/* cmd_run.c: `moebench run`: parse, expand and validate every case, reserve
+ * the result file, open the device, then hand over to the runner. */
+#include "mb.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "runner.h"
+#include "sysinfo.h"
+#include "world.h"
+
+static void run_help(const mb_registry *reg)
+{
+	printf("usage: moebench run [-b BACKEND] [-s SUITE[,SUITE]] [--model NAME]\n"
+	       "                    [--preset quick|standard|full] [--warmup N] [--iters N]\n"
+	       "                    [--seed N] [-o DIR] [-q] [key=value ...]\n\n"
+	       "Runs each suite's cases on one backend, checks every case against the fp64\n"
+	       "reference, prints a table and writes DIR/<run-id>.json (moebench.result/1),\n"
+	       "rewritten atomically after every case.\n\n"
+	       "  -b, --backend NAME   ");
+	for (int i = 0; i < reg->nbackends; i++)
+		printf("%s%s", i ? "|" : "", reg->backends[i]->name);
+	printf(" (default cpu)\n  -s, --suite LIST     comma-separated: ");
+	for (int i = 0; i < reg->nsuites; i++)
+		printf("%s%s", i ? "," : "", reg->suites[i]->name);
+	printf(" (default %s)\n"
+	       "      --model NAME     model preset (default deepseek-v3; see moebench list)\n"
+	       "      --preset SIZE    quick|standard|full (default quick)\n"
+	       "      --warmup N       untimed iterations before timing, 0..1000000 (default 2)\n"
+	       "      --iters N        timed iterations, one sample each, 1..1000000 (default 10)\n"
+	       "      --seed N         seed of all generated data, 0..2^64-1 (default 42)\n"
+	       "  -o, --output DIR     where the result file goes (default results)\n"
+	       "  -q, --quiet          no table on stdout\n"
+	       "  key=value            a suite parameter (moebench list shows them). Numbers take\n"
+	       "                       K/M/G suffixes (4K = 4096). Sweeps make several cases:\n"
+	       "                       tokens=1K..16K*2 (x2 steps), ffn=256..1024+256, top_k=1,2,8\n\n"
+	       "Precedence: parameter default < model and size preset < key=value.\n"
+	       "Exit: 0 all ok or skipped, 1 a case invalid or errored, 2 bad input,\n"
+	       "3 backend unavailable, 128+N stopped by signal N (file status interrupted).\n",
+	       reg->default_suites);
+}
+
+static int parse_uint(const char *opt, const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+	errno = 0;
+	if (!s[0] || s[0] == '-')
+		goto bad;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		goto bad;
+	*out = v;
+	return 0;
+bad:
+	return mb_err(MB_ERR_USAGE, "%s: '%s' is not an integer in 0..%llu", opt, s, max);
+}
+
+static int parse_suites(const mb_registry *reg, const char *list, mb_run_opts *o)
+{
+	char buf[256];
+	if (strlen(list) >= sizeof buf || !list[0])
+		return mb_err(MB_ERR_USAGE, "--suite: bad list '%s'", list);
+	strcpy(buf, list);
+	char *save = NULL;
+	o->nsuites = 0;
+	for (char *s = strtok_r(buf, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+		const mb_suite *su = mb_registry_suite(reg, s);
+		if (!su) {
+			char names[256] = "";
+			for (int i = 0; i < reg->nsuites; i++)
+				snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+					 i ? ", " : "", reg->suites[i]->name);
+			return mb_err(MB_ERR_USAGE, "unknown suite '%s' (accepted: %s)", s, names);
+		}
+		for (int i = 0; i < o->nsuites; i++)
+			if (o->suites[i] == su)
+				return mb_err(MB_ERR_USAGE, "suite '%s' given twice", s);
+		if (o->nsuites >= (int)MB_ARRAY_LEN(o->suites))
+			return mb_err(MB_ERR_USAGE, "too many suites");
+		o->suites[o->nsuites++] = su;
+	}
+	return o->nsuites ? 0 : mb_err(MB_ERR_USAGE, "--suite: empty list");
+}
+
+typedef struct run_args {
+	mb_run_opts o;
+	const char *outdir;
+	const char *backend, *suites, *model, *size;
+} run_args;
+
+static int parse_args(const mb_registry *reg, int argc, char **argv, run_args *a)
+{
+	static const struct option opts[] = {
+		{"backend", required_argument, NULL, 'b'}, {"suite", required_argument, NULL, 's'},
+		{"model", required_argument, NULL, 'm'},   {"preset", required_argument, NULL, 'p'},
+		{"warmup", required_argument, NULL, 'w'},  {"iters", required_argument, NULL, 'n'},
+		{"seed", required_argument, NULL, 'S'},    {"output", required_argument, NULL, 'o'},
+		{"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
+		{0}};
+	unsigned long long v;
+	int c, rc = 0;
+	optind = 1;
+	opterr = 0;
+	while (!rc && (c = getopt_long(argc, argv, "+b:s:o:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b': a->backend = optarg; break;
+		case 's': a->suites = optarg; break;
+		case 'm': a->model = optarg; break;
+		case 'p': a->size = optarg; break;
+		case 'o': a->outdir = optarg; break;
+		case 'q': a->o.quiet = 1; break;
+		case 'w':
+			rc = parse_uint("--warmup", optarg, 1000000, &v);
+			a->o.warmup = (int)v;
+			break;
+		case 'n':
+			rc = parse_uint("--iters", optarg, 1000000, &v);
+			if (!rc && v == 0)
+				rc = mb_err(MB_ERR_USAGE, "--iters: '0' is not an integer in 1..1000000");
+			a->o.iters = (int)v;
+			break;
+		case 'S':
+			rc = parse_uint("--seed", optarg, ~0ull, &v);
+			a->o.seed = v;
+			break;
+		case 'h': run_help(reg); return 1;
+		default:
+			return mb_err(MB_ERR_USAGE, "run: unknown option or missing value '%s' (see "
+						    "moebench run --help)", argv[optind - 1]);
+		}
+	}
+	if (rc)
+		return rc;
+	/* Everything after the options is key=value (getopt stopped at the
+	 * first of them because of the leading '+'; options may not follow). */
+	a->o.kv = argv + optind;
+	a->o.nkv = argc - optind;
+	for (int i = 0; i < a->o.nkv; i++) {
+		if (a->o.kv[i][0] == '-')
+			return mb_err(MB_ERR_USAGE, "options must come before key=value parameters "
+						    "('%s')", a->o.kv[i]);
+		if (!strchr(a->o.kv[i], '='))
+			return mb_err(MB_ERR_USAGE, "'%s' is not key=value", a->o.kv[i]);
+	}
+	if (!(a->o.be = mb_registry_backend(reg, a->backend)))
+		return mb_err(MB_ERR_USAGE, "unknown backend '%s' (see moebench list)", a->backend);
+	if (!(a->o.model = mb_model_find(a->model)))
+		return mb_err(MB_ERR_USAGE, "unknown model '%s' (see moebench list)", a->model);
+	rc = mb_size_parse(a->size, &a->o.size);
+	return rc ? rc : parse_suites(reg, a->suites, &a->o);
+}
+
+/* Create dir (and parents) if missing; then reserve DIR/<run-id>.json with
+ * O_EXCL so that an existing file is never overwritten. */
+static int reserve_output(const char *dir, const char *backend, char *run_id, size_t idn,
+			  char *path, size_t pathn)
+{
+	char tmp[4096];
+	if (strlen(dir) >= sizeof tmp || !dir[0])
+		return mb_err(MB_ERR_USAGE, "output directory name is empty or too long");
+	strcpy(tmp, dir);
+	for (char *p = tmp + 1; ; p++) {
+		char saved = *p;
+		if (saved == '/' || saved == '\0') {
+			*p = '\0';
+			if (mkdir(tmp, 0755) && errno != EEXIST)
+				return mb_err(MB_ERR_USAGE, "cannot create output directory %s: %s", tmp,
+					      strerror(errno));
+			*p = saved;
+		}
+		if (!saved)
+			break;
+	}
+	char stamp[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+	for (int n = 0; n < 1000; n++) {
+		if (n)
+			snprintf(run_id, idn, "%s-%s-%ld-%d", stamp, backend, (long)getpid(), n);
+		else
+			snprintf(run_id, idn, "%s-%s-%ld", stamp, backend, (long)getpid());
+		if ((size_t)snprintf(path, pathn, "%s/%s.json", dir, run_id) >= pathn)
+			return mb_err(MB_ERR_USAGE, "output path too long");
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+		if (errno != EEXIST)
+			return mb_err(MB_ERR_USAGE, "cannot write to output directory %s: %s", dir,
+				      strerror(errno));
+	}
+	return mb_err(MB_ERR_USAGE, "cannot find a free result name in %s", dir);
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = mb_runner_interrupt;
+	sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C stops at once; the file stays valid */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+static int run_cases(run_args *a, mb_case_spec *cases, int ncases, mb_world *w, int argc,
+		     char **argv)
+{
+	mb_run run;
+	memset(&run, 0, sizeof run);
+	char path[4200];
+	const mb_backend *be = a->o.be;
+	if (w->rank == 0 &&
+	    reserve_output(a->outdir, be->name, run.run_id, sizeof run.run_id, path, sizeof path))
+		return mb_usage_error(MB_EXIT_USAGE, "%s", mb_errmsg());
+	if (w->rank != 0) {
+		a->o.quiet = 1;
+		snprintf(path, sizeof path, "/dev/null");
+	}
+
+	char why[256] = "";
+	mb_dev *dev = NULL;
+	if (!be->probe(why, sizeof why)) {
+		unlink(path);
+		return mb_usage_error(MB_EXIT_NODEV, "backend %s: no device (%s)", be->name, why);
+	}
+	if (mb_dev_open(be, &dev)) {
+		unlink(path);
+		return mb_usage_error(MB_EXIT_NODEV, "backend %s: %s", be->name, mb_errmsg());
+	}
+	mb_utc_now(run.start_time, sizeof run.start_time);
+	run.argc = argc;
+	run.argv = argv;
+	run.backend = be->name;
+	be->describe(dev, &run.dev);
+	run.have_dev = 1;
+	run.model = a->o.model->name;
+	run.size = mb_size_name(a->o.size);
+	run.seed = a->o.seed;
+	run.warmup = a->o.warmup;
+	run.iters = a->o.iters;
+	run.world_size = w->size;
+	run.world_rank = w->rank;
+	run.launcher = w->launcher;
+	run.system = mb_sysinfo_system();
+	run.build = mb_sysinfo_build();
+	run.environment = mb_sysinfo_environment();
+
+	install_signals();
+	int code = mb_runner_run(&a->o, dev, cases, ncases, &run, w->rank == 0 ? path : "/dev/null");
+	if (w->rank == 0 && !a->o.quiet)
+		printf("result: %s\n", path);
+	mb_run_free(&run);
+	cJSON_Delete(run.system);
+	cJSON_Delete(run.build);
+	cJSON_Delete(run.environment);
+	mb_dev_close(be, dev);
+	return code;
+}
+
+int mb_cmd_run(const mb_registry *reg, int argc, char **argv)
+{
+	run_args a = {
+		.o = {.warmup = 2, .iters = 10, .seed = 42},
+		.outdir = "results",
+		.backend = "cpu",
+		.suites = reg->default_suites,
+		.model = "deepseek-v3",
+		.size = "quick",
+	};
+	int rc = parse_args(reg, argc, argv, &a);
+	if (rc == 1)
+		return MB_EXIT_OK;
+	if (rc)
+		return mb_usage_error(MB_EXIT_USAGE, "%s", mb_errmsg());
+
+	mb_case_spec *cases = calloc(MB_MAX_CASES, sizeof *cases);
+	if (!cases)
+		return mb_usage_error(MB_EXIT_FAIL, "out of memory");
+	int ncases = 0;
+	if (mb_cases_expand(&a.o, cases, MB_MAX_CASES, &ncases)) {
+		free(cases);
+		return mb_usage_error(MB_EXIT_USAGE, "%s", mb_errmsg());
+	}
+	mb_world w;
+	if (mb_world_init(&argc, &argv, &w)) {
+		free(cases);
+		return mb_usage_error(MB_EXIT_NODEV, "%s", mb_errmsg());
+	}
+	int code = run_cases(&a, cases, ncases, &w, argc + 1, argv - 1);
+	free(cases);
+	mb_world_finalize(&w);
+	return code;
+}

@@ -1,0 +1,61 @@
+/* main.c: the moebench command. The only file that knows both registries. */
+#include "mb.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const mb_backend *const backends[] = {&mb_backend_cpu, &mb_backend_null};
+static const mb_suite *const suites[] = {&mb_suite_gmm, &mb_suite_gemm};
+
+static const mb_registry registry = {
+	.backends = backends,
+	.nbackends = (int)MB_ARRAY_LEN(backends),
+	.suites = suites,
+	.nsuites = (int)MB_ARRAY_LEN(suites),
+	.default_suites = "gmm",
+};
+
+static const struct {
+	const char *name;
+	int (*fn)(const mb_registry *reg, int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{"list", mb_cmd_list, "suites, parameters, backends, model and size presets"},
+	{"info", mb_cmd_info, "the system inventory as JSON"},
+	{"run", mb_cmd_run, "run suites on a backend and write a result file"},
+	{"report", mb_cmd_report, "summarise result files as a Markdown report"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: moebench <command> [options]   (moebench <command> --help for more)\n\n");
+	for (size_t i = 0; i < MB_ARRAY_LEN(commands); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nexit codes: 0 all cases ok or skipped; 1 a case invalid or errored;\n"
+		   "2 usage or input error; 3 backend or device unavailable;\n"
+		   "128+N stopped by signal N (the result file stays valid).\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return MB_EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return MB_EXIT_OK;
+	}
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+		printf("moebench %s\n", MB_VERSION);
+		return MB_EXIT_OK;
+	}
+	for (size_t i = 0; i < MB_ARRAY_LEN(commands); i++)
+		if (!strcmp(cmd, commands[i].name))
+			return commands[i].fn(&registry, argc - 1, argv + 1);
+	return mb_usage_error(MB_EXIT_USAGE,
+			      "unknown command '%s' (accepted: list, info, run, report)", cmd);
+}

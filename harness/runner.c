@@ -1,0 +1,348 @@
+/* runner.c: case expansion and the timed loop (runner.h, suite.h). */
+#include "mb.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cost.h"
+#include "runner.h"
+
+static volatile sig_atomic_t stop_signal;
+
+void mb_runner_interrupt(int signo) { stop_signal = signo; }
+
+/* ---- expansion ---------------------------------------------------------- */
+
+typedef struct sweep {
+	int param;
+	int n;
+	double vals[MB_MAX_SWEEP];
+} sweep;
+
+static int split_kv(const char *kv, char *key, size_t keyn, const char **val)
+{
+	const char *eq = strchr(kv, '=');
+	if (!eq || eq == kv || (size_t)(eq - kv) >= keyn)
+		return mb_err(MB_ERR_USAGE, "'%s' is not key=value", kv);
+	memcpy(key, kv, (size_t)(eq - kv));
+	key[eq - kv] = '\0';
+	*val = eq + 1;
+	return 0;
+}
+
+/* A key must name a parameter of at least one selected suite. */
+static int check_keys(const mb_run_opts *o)
+{
+	for (int k = 0; k < o->nkv; k++) {
+		char key[64];
+		const char *val;
+		int rc = split_kv(o->kv[k], key, sizeof key, &val);
+		if (rc)
+			return rc;
+		int found = 0;
+		for (int s = 0; s < o->nsuites && !found; s++)
+			for (int i = 0; i < o->suites[s]->nparams; i++)
+				found |= strcmp(o->suites[s]->params[i].name, key) == 0;
+		if (!found) {
+			char names[512] = "";
+			const mb_suite *su = o->suites[0];
+			for (int i = 0; i < su->nparams; i++) {
+				strncat(names, su->params[i].name, sizeof names - strlen(names) - 3);
+				if (i + 1 < su->nparams)
+					strncat(names, ", ", sizeof names - strlen(names) - 1);
+			}
+			return mb_err(MB_ERR_USAGE, "unknown parameter '%s' (%s accepts: %s)", key,
+				      su->name, names);
+		}
+	}
+	return 0;
+}
+
+static int expand_suite(const mb_run_opts *o, const mb_suite *su, mb_case_spec *out, int max,
+			int *count)
+{
+	mb_params base;
+	int rc = mb_params_init(&base, su->params, su->nparams);
+	if (!rc && su->preset)
+		rc = su->preset(o->model, o->size, &base);
+	if (rc)
+		return rc;
+
+	sweep *sw = calloc((size_t)(o->nkv ? o->nkv : 1), sizeof *sw);
+	if (!sw)
+		return mb_err(MB_ERR_NOMEM, "out of memory expanding cases");
+	int nsw = 0;
+	for (int k = 0; k < o->nkv && !rc; k++) {
+		char key[64];
+		const char *val;
+		rc = split_kv(o->kv[k], key, sizeof key, &val);
+		int i = rc ? -1 : mb_params_find(&base, key);
+		if (i < 0)
+			continue; /* belongs to another selected suite */
+		sw[nsw].param = i;
+		rc = mb_param_parse_sweep(&su->params[i], val, sw[nsw].vals, MB_MAX_SWEEP, &sw[nsw].n);
+		nsw++;
+	}
+
+	/* The cross product of every swept key, first key slowest. */
+	int idx[64] = {0};
+	while (!rc) {
+		if (*count >= max) {
+			rc = mb_err(MB_ERR_USAGE, "more than %d cases; narrow the sweeps", max);
+			break;
+		}
+		mb_case_spec *c = &out[*count];
+		c->suite = su;
+		c->params = base;
+		for (int s = 0; s < nsw; s++) {
+			c->params.v[sw[s].param] = sw[s].vals[idx[s]];
+			c->params.set_by[sw[s].param] = MB_SRC_USER;
+		}
+		if (su->validate)
+			rc = su->validate(&c->params);
+		if (rc)
+			break;
+		(*count)++;
+		int s = nsw - 1;
+		while (s >= 0 && ++idx[s] == sw[s].n)
+			idx[s--] = 0;
+		if (s < 0)
+			break;
+	}
+	free(sw);
+	return rc;
+}
+
+int mb_cases_expand(const mb_run_opts *o, mb_case_spec *out, int max, int *count)
+{
+	*count = 0;
+	if (o->nkv > 64)
+		return mb_err(MB_ERR_USAGE, "more than 64 key=value parameters");
+	int rc = check_keys(o);
+	for (int s = 0; s < o->nsuites && !rc; s++)
+		rc = expand_suite(o, o->suites[s], out, max, count);
+	return rc;
+}
+
+/* ---- the timed loop ------------------------------------------------------ */
+
+static void print_header(void)
+{
+	printf("%-8s %-8s %10s %9s %11s %7s  %s\n", "suite", "status", "p50_ms", "TFLOP/s",
+	       "tokens/s", "cv_pct", "params");
+	fflush(stdout);
+}
+
+static void print_metric(double v, const char *fmt, int width)
+{
+	putchar(' ');
+	if (isfinite(v))
+		printf(fmt, v);
+	else
+		printf("%*s", width, "-");
+}
+
+static void print_row(const mb_case_result *r)
+{
+	char params[256] = "", buf[64];
+	for (int i = 0; i < r->params.n; i++) {
+		if (r->params.set_by[i] == MB_SRC_DEFAULT && r->params.defs[i].type == MB_PT_ENUM)
+			continue;
+		mb_param_format(&r->params, i, buf, sizeof buf);
+		size_t used = strlen(params);
+		snprintf(params + used, sizeof params - used, "%s%s=%s", used ? " " : "",
+			 r->params.defs[i].name, buf);
+	}
+	printf("%-8s %-8s", r->suite->name, mb_case_status_name(r->status));
+	if (r->nsamples > 0) {
+		printf(" %10.3f", r->stats.p50 * 1e3);
+		print_metric(r->metrics.tflops, "%9.3f", 9);
+		print_metric(r->metrics.tokens_per_s, "%11.0f", 11);
+		printf(" %7.2f", r->stats.cv_pct);
+	} else {
+		printf(" %10s %9s %11s %7s", "-", "-", "-", "-");
+	}
+	printf("  %s\n", params);
+	if (r->status != MB_CASE_OK)
+		printf("  %s\n", r->reason);
+	fflush(stdout);
+}
+
+static int interrupted(void) { return stop_signal != 0; }
+
+/* Launch and sync n iterations; samples (if given) get one time each. */
+static int iterate(const mb_suite *su, void *st, const mb_backend *be, mb_dev *dev, int n,
+		   double *samples)
+{
+	for (int i = 0; i < n; i++) {
+		if (interrupted())
+			return 1;
+		uint64_t t0 = mb_now_ns();
+		int rc = su->run(st);
+		if (!rc)
+			rc = mb_dev_sync(be, dev);
+		uint64_t t1 = mb_now_ns();
+		if (rc)
+			return rc;
+		if (samples)
+			samples[i] = (double)(t1 - t0) * 1e-9;
+	}
+	return 0;
+}
+
+static void set_status(mb_case_result *r, mb_case_status s, const char *what, int rc)
+{
+	r->status = s;
+	snprintf(r->reason, sizeof r->reason, "%s%s%s", what, *mb_errmsg() ? ": " : "",
+		 rc ? mb_errmsg() : "");
+}
+
+/* Run one case; returns 1 if it was interrupted (r is then not kept). */
+static int run_case(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cs, mb_case_result *r,
+		    double *scratch)
+{
+	const mb_suite *su = cs->suite;
+	mb_case_ctx ctx = {.be = o->be, .dev = dev, .params = &r->params, .seed = o->seed};
+	void *st = NULL;
+	int cut = 0;
+	mb_utc_now(r->start_time, sizeof r->start_time);
+	mb_err_clear();
+	r->has_cost = su->cost(&r->params, &r->cost) == 0;
+
+	double t = mb_now_s();
+	int rc = su->setup(&ctx, &st);
+	r->setup_s = mb_now_s() - t;
+	if (rc) {
+		set_status(r, rc == MB_ERR_UNSUPPORTED ? MB_CASE_SKIPPED : MB_CASE_ERROR, "setup", rc);
+		goto out;
+	}
+	t = mb_now_s();
+	rc = iterate(su, st, o->be, dev, o->warmup, NULL);
+	if (!rc)
+		rc = iterate(su, st, o->be, dev, o->iters, r->samples);
+	r->run_s = mb_now_s() - t;
+	if (rc == 1) {
+		cut = 1;
+		goto out;
+	}
+	if (rc) {
+		set_status(r, MB_CASE_ERROR, "run", rc);
+		goto out;
+	}
+	r->nsamples = o->iters;
+	mb_stats_compute(r->samples, r->nsamples, scratch, &r->stats);
+	if (r->has_cost)
+		mb_metrics_derive(&r->cost, &r->stats, &r->metrics);
+
+	mb_dev_info di;
+	o->be->describe(dev, &di);
+	if (strcmp(di.kind, "none") == 0) {
+		r->status = MB_CASE_INVALID;
+		snprintf(r->reason, sizeof r->reason,
+			 "the %s backend computes nothing, so its outputs cannot be valid; its "
+			 "times measure the harness only",
+			 o->be->name);
+		goto out;
+	}
+	t = mb_now_s();
+	rc = su->verify(st, &r->check);
+	r->verify_s = mb_now_s() - t;
+	r->has_check = rc == 0;
+	if (rc)
+		set_status(r, MB_CASE_ERROR, "verify", rc);
+	else if (!r->check.passed)
+		snprintf(r->reason, sizeof r->reason, "check failed: %s", r->check.detail),
+			r->status = MB_CASE_INVALID;
+	else
+		r->status = MB_CASE_OK;
+out:
+	if (st && su->info)
+		su->info(st, &r->info);
+	if (su->teardown)
+		su->teardown(st);
+	return cut;
+}
+
+static void finish(mb_run *run, mb_run_status s, const char *why)
+{
+	run->status = s;
+	mb_strlcpy(run->status_reason, why, sizeof run->status_reason);
+	mb_utc_now(run->end_time, sizeof run->end_time);
+}
+
+static int save(const mb_run *run, const char *path)
+{
+	int rc = mb_result_write(run, path);
+	if (rc)
+		fprintf(stderr, "moebench: %s\n", mb_errmsg());
+	return rc;
+}
+
+int mb_runner_run(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cases, int ncases,
+		  mb_run *run, const char *path)
+{
+	run->cases = calloc((size_t)ncases, sizeof *run->cases);
+	double *scratch = malloc((size_t)(o->iters > 0 ? o->iters : 1) * sizeof *scratch);
+	if (!run->cases || !scratch) {
+		free(scratch);
+		fprintf(stderr, "moebench: out of memory for %d cases\n", ncases);
+		return MB_EXIT_FAIL;
+	}
+	finish(run, MB_RUN_INTERRUPTED,
+	       "the run had not finished when this file was written (in progress, or killed)");
+	run->end_time[0] = '\0';
+	if (save(run, path))
+		return MB_EXIT_FAIL;
+	if (!o->quiet)
+		print_header();
+
+	int bad = 0;
+	for (int i = 0; i < ncases; i++) {
+		mb_case_result *r = &run->cases[run->ncases];
+		r->suite = cases[i].suite;
+		r->params = cases[i].params;
+		r->samples = calloc((size_t)(o->iters > 0 ? o->iters : 1), sizeof *r->samples);
+		if (!r->samples) {
+			finish(run, MB_RUN_FAILED, "out of memory for samples");
+			break;
+		}
+		if (run_case(o, dev, &cases[i], r, scratch)) {
+			free(r->samples);
+			memset(r, 0, sizeof *r);
+			break;
+		}
+		run->ncases++;
+		bad |= r->status == MB_CASE_INVALID || r->status == MB_CASE_ERROR;
+		if (!o->quiet)
+			print_row(r);
+		if (stop_signal || (i + 1 < ncases && save(run, path)))
+			break;
+	}
+	free(scratch);
+
+	int code = bad ? MB_EXIT_FAIL : MB_EXIT_OK;
+	if (stop_signal) {
+		char why[64];
+		snprintf(why, sizeof why, "stopped by signal %d (%s)", (int)stop_signal,
+			 stop_signal == SIGINT ? "SIGINT" : stop_signal == SIGTERM ? "SIGTERM" : "?");
+		finish(run, MB_RUN_INTERRUPTED, why);
+		code = 128 + stop_signal;
+	} else if (run->status != MB_RUN_FAILED) {
+		finish(run, MB_RUN_COMPLETE, "");
+	}
+	if (save(run, path))
+		return MB_EXIT_FAIL;
+	return code;
+}
+
+void mb_run_free(mb_run *run)
+{
+	for (int i = 0; i < run->ncases; i++)
+		free(run->cases[i].samples);
+	free(run->cases);
+	run->cases = NULL;
+	run->ncases = 0;
+}

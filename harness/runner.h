@@ -1,0 +1,51 @@
+/* runner.h: expands a run request into cases and runs them.
+ *
+ * The runner owns all loops and clocks (suite.h has the contract). Cases are
+ * expanded and validated before any work starts, so a bad parameter costs
+ * nothing. After every case the result file is rewritten atomically; until
+ * the run ends it says "interrupted" (the state a reader should assume if
+ * the process dies), and at the end "complete".
+ */
+#ifndef MB_RUNNER_H
+#define MB_RUNNER_H
+
+#include "result.h"
+
+#define MB_MAX_CASES 4096
+
+typedef struct mb_run_opts {
+	const mb_backend *be;
+	const mb_suite *suites[16];
+	int nsuites;
+	const mb_model *model; /* never NULL: defaults to "tiny" */
+	mb_size size;
+	char **kv;             /* "key=value" overrides, borrowed */
+	int nkv;
+	int warmup, iters;
+	uint64_t seed;
+	int quiet;             /* no table on stdout */
+} mb_run_opts;
+
+/* One case to run: a suite and its resolved parameters. */
+typedef struct mb_case_spec {
+	const mb_suite *suite;
+	mb_params params;
+} mb_case_spec;
+
+/* Expand opts into cases (presets, then key=value with sweeps; the cross
+ * product of every swept key). Every case is validated. Fails with
+ * MB_ERR_USAGE and one line naming the parameter and its accepted range. */
+int mb_cases_expand(const mb_run_opts *opts, mb_case_spec *out, int max, int *count) MB_MUST_CHECK;
+
+/* Run every case on dev, filling run->cases (allocated here, n = ncases)
+ * and rewriting path after each. Returns the process exit code. */
+int mb_runner_run(const mb_run_opts *opts, mb_dev *dev, const mb_case_spec *cases, int ncases,
+		  mb_run *run, const char *path);
+
+/* Free what mb_runner_run allocated in run. */
+void mb_run_free(mb_run *run);
+
+/* Ask the runner to stop after the current iteration (signal-safe). */
+void mb_runner_interrupt(int signo);
+
+#endif

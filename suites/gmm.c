@@ -1,0 +1,1045 @@
+/* gmm.c: the dropless MoE FFN on one device (DESIGN §5).
+ *
+ * One iteration is the forward and backward of one MoE layer's routed
+ * experts, as device launches only:
+ *   forward:  logits = X Wr; router (scores, top-k, weights); permute X by
+ *             expert; GU = GMM(Xs, W1) (gate|up fused); A = SwiGLU(GU);
+ *             Ys = GMM(A, W2); Y = unpermute(Ys, w)
+ *   backward: from a fixed seeded dY: unpermute_bwd -> dYs, dw;
+ *             dA = GMM_NT(dYs, W2); dW2 = GMM_TN(A, dYs); dGU = SwiGLU_bwd;
+ *             dXs = GMM_NT(dGU, W1); dW1 = GMM_TN(Xs, dGU); dX = permute_bwd;
+ *             dlogits = router_bwd(dw); dX += dlogits Wr^T; dWr = X^T dlogits.
+ * Shapes: X [tokens][hidden], Wr [hidden][experts], W1 [experts][hidden][2 ffn],
+ * W2 [experts][ffn][hidden]; pairs = tokens * top_k rows after permute.
+ *
+ * Dtypes: with dtype=bf16, activations, weights and their gradients are bf16;
+ * logits, scores, routing weights and dlogits stay fp32 as backend.h says, so
+ * the router GEMMs mix the two.
+ */
+#include "../harness/mb.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref.h"
+#include "suite.h"
+
+static const mb_param_def gmm_params[] = {
+	{"hidden", MB_PT_INT, "512", 16, 65536, NULL, "model width"},
+	{"ffn", MB_PT_INT, "256", 8, 65536, NULL, "per-expert FFN intermediate size"},
+	{"experts", MB_PT_INT, "8", 1, 1024, NULL, "experts on this device (router width)"},
+	{"top_k", MB_PT_INT, "2", 1, 64, NULL, "experts each token is routed to"},
+	{"tokens", MB_PT_INT, "512", 1, 16777216, NULL, "tokens per iteration"},
+	{"dtype", MB_PT_ENUM, "fp32", 0, 0, "fp32|bf16", "activation and weight type"},
+	{"skew", MB_PT_REAL, "0", 0, 4, NULL,
+	 "Zipf exponent of tokens per expert (0 = balanced routing)"},
+	{"score", MB_PT_ENUM, "softmax", 0, 0, "softmax|sigmoid", "router scoring function"},
+};
+
+/* Seeded tensors, one stream each (ref.h). */
+enum { S_X = 1, S_WR, S_W1, S_W2, S_DY, S_SAMPLE };
+
+/* Launches, in order. */
+enum {
+	OP_LOGITS, OP_ROUTER, OP_PERMUTE, OP_GMM1, OP_SWIGLU, OP_GMM2, OP_UNPERMUTE,
+	OP_UNPERMUTE_BWD, OP_GMM2_NT, OP_GMM2_TN, OP_SWIGLU_BWD, OP_GMM1_NT, OP_GMM1_TN,
+	OP_PERMUTE_BWD, OP_ROUTER_BWD, OP_DX_ROUTER, OP_DWR, OP_N
+};
+
+/* Device buffers. */
+enum {
+	B_X, B_WR, B_LOGITS, B_IDX, B_W, B_SCORES, B_XS, B_OFF, B_POS, B_W1, B_GU, B_A, B_W2,
+	B_YS, B_Y, B_DY, B_DYS, B_DW, B_DA, B_DW2, B_DGU, B_DXS, B_DW1, B_DX, B_DLOGITS, B_DWR,
+	B_N
+};
+
+typedef struct gmm_shape {
+	int64_t T, h, f, E, k, P; /* tokens, hidden, ffn, experts, top_k, pairs */
+	mb_dtype dt;
+	mb_score_fn score;
+	double skew;
+} gmm_shape;
+
+typedef struct gmm_state {
+	const mb_backend *be;
+	mb_dev *dev;
+	gmm_shape s;
+	uint64_t seed;
+	void *buf[B_N];
+	mb_plan *plan[OP_N];
+	mb_io io[OP_N];
+	float *x, *wr, *w1, *w2, *dy; /* host copies of the inputs, as uploaded */
+	float *bias;                  /* skew bias [experts], or NULL */
+	int64_t *off;                 /* host copy of the offsets, for info */
+} gmm_state;
+
+#define GIB (1024.0 * 1024.0 * 1024.0)
+#define GMM_MAX_BYTES (64.0 * GIB)
+
+static int gmm_shape_get(const mb_params *p, gmm_shape *s)
+{
+	char buf[16];
+	s->T = mb_param_int(p, "tokens");
+	s->h = mb_param_int(p, "hidden");
+	s->f = mb_param_int(p, "ffn");
+	s->E = mb_param_int(p, "experts");
+	s->k = mb_param_int(p, "top_k");
+	s->P = s->T * s->k;
+	s->skew = mb_param_real(p, "skew");
+	s->score = strcmp(mb_param_choice(p, "score", buf, sizeof buf), "sigmoid") == 0
+			   ? MB_SCORE_SIGMOID
+			   : MB_SCORE_SOFTMAX;
+	return mb_dtype_parse(mb_param_choice(p, "dtype", buf, sizeof buf), &s->dt);
+}
+
+/* Elements of buffer b, and their size in bytes (activation dtype, fp32 or int). */
+static double buf_elems(const gmm_shape *s, int b, size_t *esize)
+{
+	const double T = (double)s->T, h = (double)s->h, f = (double)s->f, E = (double)s->E,
+		     k = (double)s->k, P = (double)s->P;
+	*esize = mb_dtype_size(s->dt);
+	switch (b) {
+	case B_X: case B_Y: case B_DY: case B_DX: return T * h;
+	case B_WR: case B_DWR: return h * E;
+	case B_XS: case B_YS: case B_DYS: case B_DXS: return P * h;
+	case B_W1: case B_DW1: return E * h * 2 * f;
+	case B_W2: case B_DW2: return E * f * h;
+	case B_GU: case B_DGU: return P * 2 * f;
+	case B_A: case B_DA: return P * f;
+	}
+	*esize = b == B_OFF ? sizeof(int64_t) : 4; /* fp32 or int32 */
+	switch (b) {
+	case B_LOGITS: case B_SCORES: case B_DLOGITS: return T * E;
+	case B_IDX: case B_W: case B_POS: case B_DW: return T * k;
+	default: return E + 1; /* B_OFF */
+	}
+}
+
+/* Device buffers plus the host copies of the inputs. */
+static double gmm_bytes(const gmm_shape *s)
+{
+	double total = 0.0;
+	for (int b = 0; b < B_N; b++) {
+		size_t es;
+		double n = buf_elems(s, b, &es);
+		total += n * (double)es;
+	}
+	return total + 4.0 * ((double)s->T * s->h * 2 + (double)s->h * s->E * (1 + 3.0 * s->f));
+}
+
+static int gmm_validate(const mb_params *p)
+{
+	gmm_shape s;
+	int rc = gmm_shape_get(p, &s);
+	if (rc)
+		return rc;
+	if (s.k > s.E)
+		return mb_err(MB_ERR_USAGE, "top_k=%lld is out of range: accepted 1..experts (%lld)",
+			      (long long)s.k, (long long)s.E);
+	double bytes = gmm_bytes(&s);
+	if (bytes > GMM_MAX_BYTES)
+		return mb_err(MB_ERR_USAGE,
+			      "gmm would need %.1f GiB of buffers (hidden=%lld ffn=%lld experts=%lld "
+			      "top_k=%lld tokens=%lld); the limit is 64 GiB",
+			      bytes / GIB, (long long)s.h, (long long)s.f, (long long)s.E,
+			      (long long)s.k, (long long)s.T);
+	return 0;
+}
+
+/* A device holds a slice of the experts: the per-device shapes of a real run
+ * keep the model's hidden and ffn but only E/EP experts (and their tokens).
+ * Until the ep= parameter exists (issue 3), the sizes stand in for a slice:
+ * quick and standard keep 8 experts, full keeps 16. */
+static int gmm_preset(const mb_model *m, mb_size size, mb_params *p)
+{
+	int64_t hidden = m->hidden, ffn = m->moe_ffn, experts = m->experts, top_k = m->top_k;
+	int64_t tokens = 512;
+	if (experts < 1 || ffn < 1)
+		return mb_err(MB_ERR_USAGE, "model %s has no routed experts for gmm", m->name);
+	switch (size) {
+	case MB_SIZE_QUICK:
+		hidden = hidden < 512 ? hidden : 512;
+		ffn = ffn < 256 ? ffn : 256;
+		experts = experts < 8 ? experts : 8;
+		top_k = top_k < 2 ? top_k : 2;
+		tokens = 512;
+		break;
+	case MB_SIZE_STANDARD:
+		experts = experts < 8 ? experts : 8;
+		top_k = top_k < 2 ? top_k : 2;
+		tokens = 1024;
+		break;
+	default:
+		experts = experts < 16 ? experts : 16;
+		top_k = top_k < experts ? top_k : experts;
+		tokens = 4096;
+		break;
+	}
+	int sigmoid = m->score && strcmp(m->score, "sigmoid") == 0;
+	int rc = mb_params_set(p, "hidden", (double)hidden, MB_SRC_PRESET);
+	if (!rc)
+		rc = mb_params_set(p, "ffn", (double)ffn, MB_SRC_PRESET);
+	if (!rc)
+		rc = mb_params_set(p, "experts", (double)experts, MB_SRC_PRESET);
+	if (!rc)
+		rc = mb_params_set(p, "top_k", (double)top_k, MB_SRC_PRESET);
+	if (!rc)
+		rc = mb_params_set(p, "tokens", (double)tokens, MB_SRC_PRESET);
+	if (!rc)
+		rc = mb_params_set(p, "score", sigmoid ? 1.0 : 0.0, MB_SRC_PRESET);
+	return rc;
+}
+
+/* Model FLOPs (Megatron-LM convention, DESIGN §5): per routed pair the three
+ * expert matmuls of the forward (hidden x 2ffn gate|up, ffn x hidden down) are
+ * 2 (hidden 2ffn + ffn hidden) = 6 hidden ffn FLOPs; backward is twice the
+ * forward, so 18 hidden ffn per pair. Router, permute and SwiGLU are not
+ * counted. PaLM's count is the same here (no attention). */
+static int gmm_cost(const mb_params *p, mb_cost *out)
+{
+	gmm_shape s;
+	int rc = gmm_shape_get(p, &s);
+	if (rc)
+		return rc;
+	memset(out, 0, sizeof *out);
+	out->flops = 18.0 * (double)s.P * (double)s.h * (double)s.f;
+	out->flops_palm = out->flops;
+	out->tokens = (double)s.T;
+	return 0;
+}
+
+static mb_ref_moe gmm_problem(const gmm_state *st)
+{
+	const gmm_shape *s = &st->s;
+	return (mb_ref_moe){.tokens = s->T, .hidden = s->h, .ffn = s->f, .experts = s->E,
+			    .top_k = s->k, .score = s->score, .x = st->x, .wr = st->wr,
+			    .w1 = st->w1, .w2 = st->w2, .dy = st->dy};
+}
+
+/* ---- skew ---- */
+
+/* Top-k of v[0..E) (ties to the lower index), as the backends choose. */
+static void topk(const double *v, int64_t E, int64_t K, int32_t *idx, double *key)
+{
+	int64_t n = 0;
+	for (int64_t e = 0; e < E; e++) {
+		if (n == K && !(v[e] > key[K - 1]))
+			continue;
+		int64_t q = n < K ? n++ : K - 1;
+		for (; q > 0 && v[e] > key[q - 1]; q--) {
+			key[q] = key[q - 1];
+			idx[q] = idx[q - 1];
+		}
+		key[q] = v[e];
+		idx[q] = (int32_t)e;
+	}
+}
+
+/* The skew bias. Goal: expert e (rank e+1) gets a share of the pairs
+ * proportional to 1/(e+1)^skew. Method: calibrate on the host against the
+ * run's own fp64 scores for the first min(tokens, 2^21/experts) tokens. Start
+ * from b_e = -skew * sd * ln(e+1) (exact for top-1 if the scores were
+ * Gumbel-distributed with scale sd), then 40 damped steps of
+ * b_e += sd/2 * (ln(target_e+1) - ln(count_e+1)), keeping the bias whose
+ * counts are closest in L1 to the targets. Targets above one pair per token
+ * (an expert cannot take a token twice) are capped and the excess spread over
+ * the others. The result is approximate; info reports the measured groups. */
+static int gmm_skew_bias(gmm_state *st)
+{
+	const gmm_shape *s = &st->s;
+	const int64_t E = s->E, K = s->k;
+	int64_t S = (int64_t)(1 << 21) / E;
+	S = S < 64 ? 64 : S;
+	S = S < s->T ? S : s->T;
+	double *sc = malloc((size_t)(S * E + 5 * E + K) * sizeof(double));
+	int32_t *idx = malloc((size_t)K * sizeof(int32_t));
+	st->bias = mb_alloc((size_t)E * sizeof(float));
+	if (!sc || !idx || !st->bias) {
+		free(sc);
+		free(idx);
+		return mb_err(MB_ERR_NOMEM, "gmm: out of memory calibrating the skew bias");
+	}
+	double *tgt = sc + S * E, *b = tgt + E, *best = b + E, *v = best + E;
+	double *counts = v + E, *key = counts + E;
+	const mb_ref_moe m = gmm_problem(st);
+	double mean = 0.0, var = 0.0;
+	for (int64_t t = 0; t < S; t++) {
+		mb_ref_logits(&m, t, sc + t * E);
+		mb_ref_scores(s->score, sc + t * E, E, sc + t * E);
+		for (int64_t e = 0; e < E; e++)
+			mean += sc[t * E + e];
+	}
+	mean /= (double)(S * E);
+	for (int64_t i = 0; i < S * E; i++)
+		var += (sc[i] - mean) * (sc[i] - mean);
+	double sd = sqrt(var / (double)(S * E));
+	sd = sd > 1e-6 ? sd : 1e-6;
+
+	double norm = 0.0;
+	for (int64_t e = 0; e < E; e++)
+		norm += tgt[e] = pow((double)(e + 1), -s->skew);
+	for (int64_t e = 0; e < E; e++)
+		tgt[e] *= (double)(S * K) / norm;
+	for (int round = 0; round < 64; round++) { /* cap at S, spread the excess */
+		double excess = 0.0, free_w = 0.0;
+		for (int64_t e = 0; e < E; e++)
+			if (tgt[e] > (double)S) {
+				excess += tgt[e] - (double)S;
+				tgt[e] = (double)S;
+			} else if (tgt[e] < (double)S) {
+				free_w += tgt[e];
+			}
+		if (excess <= 1e-9 || free_w <= 0.0)
+			break;
+		for (int64_t e = 0; e < E; e++)
+			if (tgt[e] < (double)S)
+				tgt[e] += excess * tgt[e] / free_w;
+	}
+
+	double best_err = INFINITY;
+	for (int64_t e = 0; e < E; e++)
+		b[e] = -s->skew * sd * log((double)(e + 1));
+	for (int it = 0; it < 40; it++) {
+		for (int64_t e = 0; e < E; e++)
+			counts[e] = 0.0;
+		for (int64_t t = 0; t < S; t++) {
+			for (int64_t e = 0; e < E; e++)
+				v[e] = sc[t * E + e] + b[e];
+			topk(v, E, K, idx, key);
+			for (int64_t j = 0; j < K; j++)
+				counts[idx[j]] += 1.0;
+		}
+		double err = 0.0;
+		for (int64_t e = 0; e < E; e++)
+			err += fabs(counts[e] - tgt[e]);
+		if (err < best_err) {
+			best_err = err;
+			memcpy(best, b, (size_t)E * sizeof(double));
+		}
+		for (int64_t e = 0; e < E; e++)
+			b[e] += 0.5 * sd * (log(tgt[e] + 1.0) - log(counts[e] + 1.0));
+	}
+	for (int64_t e = 0; e < E; e++)
+		st->bias[e] = (float)best[e];
+	free(sc);
+	free(idx);
+	return 0;
+}
+
+/* ---- setup ---- */
+
+static uint16_t f2bf(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	if ((u & 0x7fffffffu) > 0x7f800000u)
+		return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+	u += 0x7fffu + ((u >> 16) & 1u);          /* round to nearest even */
+	return (uint16_t)(u >> 16);
+}
+
+static float bf2f(uint16_t b)
+{
+	uint32_t u = (uint32_t)b << 16;
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+/* Allocate and fill a host input; in bf16 runs round it to bf16 so that the
+ * host copy is exactly what the device holds. */
+static float *gmm_input(const gmm_state *st, size_t n, int stream, double a)
+{
+	float *x = mb_alloc(n * sizeof(float));
+	if (!x)
+		return NULL;
+	mb_rand_fill(x, n, st->seed, (uint64_t)stream, a);
+	if (st->s.dt == MB_BF16)
+		for (size_t i = 0; i < n; i++)
+			x[i] = bf2f(f2bf(x[i]));
+	return x;
+}
+
+/* Inputs: X, dY ~ U[-1,1]; Wr, W1 ~ U[-1/sqrt(hidden), +]; W2 ~ U[-1/sqrt(ffn), +],
+ * so that logits and gate/up values have a spread of about 1/3: softmax stays
+ * well away from saturation and SwiGLU from its linear tail. */
+static int gmm_inputs(gmm_state *st)
+{
+	const gmm_shape *s = &st->s;
+	st->x = gmm_input(st, (size_t)(s->T * s->h), S_X, 1.0);
+	st->wr = gmm_input(st, (size_t)(s->h * s->E), S_WR, 1.0 / sqrt((double)s->h));
+	st->w1 = gmm_input(st, (size_t)(s->E * s->h * 2 * s->f), S_W1, 1.0 / sqrt((double)s->h));
+	st->w2 = gmm_input(st, (size_t)(s->E * s->f * s->h), S_W2, 1.0 / sqrt((double)s->f));
+	st->dy = gmm_input(st, (size_t)(s->T * s->h), S_DY, 1.0);
+	st->off = mb_calloc((size_t)s->E + 1, sizeof(int64_t));
+	if (!st->x || !st->wr || !st->w1 || !st->w2 || !st->dy || !st->off)
+		return mb_err(MB_ERR_NOMEM, "gmm: out of memory for host inputs (%.1f GiB)",
+			      gmm_bytes(s) / GIB);
+	return s->skew > 0.0 ? gmm_skew_bias(st) : 0;
+}
+
+static mb_op gmm_op_gmm(const gmm_shape *s, int64_t k, int64_t n, mb_gmm_mode mode)
+{
+	mb_op op = {.kind = MB_OP_GMM, .dtype = s->dt};
+	op.u.gmm.groups = s->E;
+	op.u.gmm.rows = s->P;
+	op.u.gmm.k = k;
+	op.u.gmm.n = n;
+	op.u.gmm.mode = mode;
+	return op;
+}
+
+static mb_op gmm_op_gemm(const gmm_shape *s, int64_t m, int64_t n, int64_t k, int ta, int tb,
+			 float beta)
+{
+	mb_op op = {.kind = MB_OP_GEMM, .dtype = s->dt};
+	op.u.gemm.m = m;
+	op.u.gemm.n = n;
+	op.u.gemm.k = k;
+	op.u.gemm.trans_a = ta;
+	op.u.gemm.trans_b = tb;
+	op.u.gemm.alpha = 1.0f;
+	op.u.gemm.beta = beta;
+	return op;
+}
+
+static int gmm_plan_all(gmm_state *st)
+{
+	const gmm_shape *s = &st->s;
+	mb_op op[OP_N];
+	op[OP_LOGITS] = gmm_op_gemm(s, s->T, s->E, s->h, 0, 0, 0.0f);
+	op[OP_ROUTER] = (mb_op){.kind = MB_OP_ROUTER, .dtype = s->dt};
+	op[OP_ROUTER].u.router.tokens = s->T;
+	op[OP_ROUTER].u.router.experts = s->E;
+	op[OP_ROUTER].u.router.top_k = s->k;
+	op[OP_ROUTER].u.router.score = s->score;
+	op[OP_ROUTER].u.router.bias = st->bias;
+	op[OP_ROUTER_BWD] = op[OP_ROUTER];
+	op[OP_ROUTER_BWD].kind = MB_OP_ROUTER_BWD;
+	op[OP_ROUTER_BWD].u.router.bias = NULL;
+	op[OP_PERMUTE] = (mb_op){.kind = MB_OP_PERMUTE, .dtype = s->dt};
+	op[OP_PERMUTE].u.perm.tokens = s->T;
+	op[OP_PERMUTE].u.perm.hidden = s->h;
+	op[OP_PERMUTE].u.perm.experts = s->E;
+	op[OP_PERMUTE].u.perm.top_k = s->k;
+	op[OP_PERMUTE_BWD] = op[OP_UNPERMUTE] = op[OP_UNPERMUTE_BWD] = op[OP_PERMUTE];
+	op[OP_PERMUTE_BWD].kind = MB_OP_PERMUTE_BWD;
+	op[OP_UNPERMUTE].kind = MB_OP_UNPERMUTE;
+	op[OP_UNPERMUTE_BWD].kind = MB_OP_UNPERMUTE_BWD;
+	op[OP_GMM1] = gmm_op_gmm(s, s->h, 2 * s->f, MB_GMM_NN);
+	op[OP_GMM2] = gmm_op_gmm(s, s->f, s->h, MB_GMM_NN);
+	op[OP_GMM2_NT] = gmm_op_gmm(s, s->h, s->f, MB_GMM_NT);
+	op[OP_GMM2_TN] = gmm_op_gmm(s, s->f, s->h, MB_GMM_TN);
+	op[OP_GMM1_NT] = gmm_op_gmm(s, 2 * s->f, s->h, MB_GMM_NT);
+	op[OP_GMM1_TN] = gmm_op_gmm(s, s->h, 2 * s->f, MB_GMM_TN);
+	op[OP_SWIGLU] = (mb_op){.kind = MB_OP_SWIGLU, .dtype = s->dt};
+	op[OP_SWIGLU].u.act.rows = s->P;
+	op[OP_SWIGLU].u.act.ffn = s->f;
+	op[OP_SWIGLU_BWD] = op[OP_SWIGLU];
+	op[OP_SWIGLU_BWD].kind = MB_OP_SWIGLU_BWD;
+	op[OP_DX_ROUTER] = gmm_op_gemm(s, s->T, s->h, s->E, 0, 1, 1.0f); /* dX += dlogits Wr^T */
+	op[OP_DWR] = gmm_op_gemm(s, s->h, s->E, s->T, 1, 0, 0.0f);       /* dWr = X^T dlogits */
+	for (int i = 0; i < OP_N; i++) {
+		int rc = mb_dev_plan(st->be, st->dev, &op[i], &st->plan[i]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Upload a host fp32 array into buffer b, converting to the buffer's dtype. */
+static int gmm_upload(gmm_state *st, int b, const float *src)
+{
+	size_t es;
+	size_t n = (size_t)buf_elems(&st->s, b, &es);
+	if (es == 4)
+		return mb_dev_upload(st->be, st->dev, st->buf[b], src, n * 4);
+	uint16_t *tmp = mb_alloc(n * sizeof *tmp);
+	if (!tmp)
+		return mb_err(MB_ERR_NOMEM, "gmm: out of memory converting inputs to bf16");
+	for (size_t i = 0; i < n; i++)
+		tmp[i] = f2bf(src[i]);
+	int rc = mb_dev_upload(st->be, st->dev, st->buf[b], tmp, n * sizeof *tmp);
+	mb_free(tmp);
+	return rc;
+}
+
+/* Download n elements from element off of activation-dtype buffer b as fp32. */
+static int gmm_fetch(const gmm_state *st, int b, size_t off, size_t n, float *out)
+{
+	size_t es;
+	buf_elems(&st->s, b, &es);
+	int rc = mb_dev_download(st->be, st->dev, out, (const char *)st->buf[b] + off * es, n * es);
+	if (rc || es == 4)
+		return rc;
+	for (size_t i = n; i-- > 0;) { /* widen in place, from the end */
+		uint16_t v;
+		memcpy(&v, (const char *)out + 2 * i, 2);
+		out[i] = bf2f(v);
+	}
+	return 0;
+}
+
+static void gmm_wire(gmm_state *st)
+{
+	static const struct {
+		int op;
+		int in[4], out[3];
+	} w[OP_N] = {
+		{OP_LOGITS, {B_X, B_WR, -1, -1}, {B_LOGITS, -1, -1}},
+		{OP_ROUTER, {B_LOGITS, -1, -1, -1}, {B_IDX, B_W, B_SCORES}},
+		{OP_PERMUTE, {B_X, B_IDX, -1, -1}, {B_XS, B_OFF, B_POS}},
+		{OP_GMM1, {B_XS, B_W1, B_OFF, -1}, {B_GU, -1, -1}},
+		{OP_SWIGLU, {B_GU, -1, -1, -1}, {B_A, -1, -1}},
+		{OP_GMM2, {B_A, B_W2, B_OFF, -1}, {B_YS, -1, -1}},
+		{OP_UNPERMUTE, {B_YS, B_POS, B_W, -1}, {B_Y, -1, -1}},
+		{OP_UNPERMUTE_BWD, {B_DY, B_YS, B_POS, B_W}, {B_DYS, B_DW, -1}},
+		{OP_GMM2_NT, {B_DYS, B_W2, B_OFF, -1}, {B_DA, -1, -1}},
+		{OP_GMM2_TN, {B_A, B_DYS, B_OFF, -1}, {B_DW2, -1, -1}},
+		{OP_SWIGLU_BWD, {B_GU, B_DA, -1, -1}, {B_DGU, -1, -1}},
+		{OP_GMM1_NT, {B_DGU, B_W1, B_OFF, -1}, {B_DXS, -1, -1}},
+		{OP_GMM1_TN, {B_XS, B_DGU, B_OFF, -1}, {B_DW1, -1, -1}},
+		{OP_PERMUTE_BWD, {B_DXS, B_POS, -1, -1}, {B_DX, -1, -1}},
+		{OP_ROUTER_BWD, {B_DW, B_IDX, B_W, B_SCORES}, {B_DLOGITS, -1, -1}},
+		{OP_DX_ROUTER, {B_DLOGITS, B_WR, -1, -1}, {B_DX, -1, -1}},
+		{OP_DWR, {B_X, B_DLOGITS, -1, -1}, {B_DWR, -1, -1}},
+	};
+	for (int i = 0; i < OP_N; i++) {
+		mb_io *io = &st->io[w[i].op];
+		memset(io, 0, sizeof *io);
+		for (int j = 0; j < 4; j++)
+			io->in[j] = w[i].in[j] >= 0 ? st->buf[w[i].in[j]] : NULL;
+		for (int j = 0; j < 3; j++)
+			io->out[j] = w[i].out[j] >= 0 ? st->buf[w[i].out[j]] : NULL;
+	}
+}
+
+static int gmm_setup(const mb_case_ctx *ctx, void **state)
+{
+	*state = NULL;
+	int rc = gmm_validate(ctx->params);
+	if (rc)
+		return rc;
+	gmm_state *st = mb_calloc(1, sizeof *st);
+	if (!st)
+		return mb_err(MB_ERR_NOMEM, "gmm: out of memory");
+	*state = st;
+	st->be = ctx->be;
+	st->dev = ctx->dev;
+	st->seed = ctx->seed;
+	rc = gmm_shape_get(ctx->params, &st->s);
+	if (!rc)
+		rc = gmm_inputs(st);
+	if (!rc) /* before the big allocations, so an unsupported case skips at once */
+		rc = gmm_plan_all(st);
+	if (rc)
+		return rc;
+	for (int b = 0; b < B_N; b++) {
+		size_t es;
+		double bytes = buf_elems(&st->s, b, &es) * (double)es;
+		st->buf[b] = mb_dev_alloc(st->be, st->dev, (size_t)bytes);
+		if (!st->buf[b])
+			return mb_err(MB_ERR_NOMEM, "gmm: %s backend could not allocate %.1f MiB",
+				      st->be->name, bytes / (1024.0 * 1024.0));
+	}
+	rc = gmm_upload(st, B_X, st->x);
+	if (!rc)
+		rc = gmm_upload(st, B_WR, st->wr);
+	if (!rc)
+		rc = gmm_upload(st, B_W1, st->w1);
+	if (!rc)
+		rc = gmm_upload(st, B_W2, st->w2);
+	if (!rc)
+		rc = gmm_upload(st, B_DY, st->dy);
+	if (!rc) /* so that info before any run reads zeros, not garbage */
+		rc = mb_dev_upload(st->be, st->dev, st->buf[B_OFF], st->off,
+				   (size_t)(st->s.E + 1) * sizeof(int64_t));
+	if (!rc)
+		gmm_wire(st);
+	return rc;
+}
+
+static int gmm_run(void *state)
+{
+	gmm_state *st = state;
+	for (int i = 0; i < OP_N; i++) {
+		int rc = mb_dev_launch(st->be, st->dev, st->plan[i], &st->io[i]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void gmm_info(void *state, mb_case_info *out)
+{
+	gmm_state *st = state;
+	if (!st || !st->buf[B_OFF] || !st->off)
+		return;
+	const int64_t E = st->s.E;
+	if (mb_dev_download(st->be, st->dev, st->off, st->buf[B_OFF],
+			    (size_t)(E + 1) * sizeof(int64_t)))
+		return;
+	int64_t mn = INT64_MAX, mx = 0, empty = 0;
+	for (int64_t e = 0; e < E; e++) {
+		int64_t rows = st->off[e + 1] - st->off[e];
+		mn = rows < mn ? rows : mn;
+		mx = rows > mx ? rows : mx;
+		empty += rows == 0;
+	}
+	double mean = (double)st->s.P / (double)E;
+	mb_info_add(out, "rows_min", (double)mn);
+	mb_info_add(out, "rows_max", (double)mx);
+	mb_info_add(out, "rows_mean", mean);
+	mb_info_add(out, "imbalance", mean > 0 ? (double)mx / mean : 0.0);
+	mb_info_add(out, "experts_empty", (double)empty);
+	mb_info_add(out, "pairs", (double)st->s.P);
+}
+
+static void gmm_teardown(void *state)
+{
+	gmm_state *st = state;
+	if (!st)
+		return;
+	for (int i = 0; i < OP_N; i++)
+		mb_dev_plan_free(st->be, st->dev, st->plan[i]);
+	for (int b = 0; b < B_N; b++)
+		mb_dev_free(st->be, st->dev, st->buf[b]);
+	mb_free(st->x);
+	mb_free(st->wr);
+	mb_free(st->w1);
+	mb_free(st->w2);
+	mb_free(st->dy);
+	mb_free(st->bias);
+	mb_free(st->off);
+	mb_free(st);
+}
+
+/* ---- verify ----
+ *
+ * Every output is compared with the fp64 reference (ref.c) evaluated with
+ * the device's own routing: near-ties in the top-k can make fp32 and fp64
+ * pick different experts, so the device's choice is first checked to be a
+ * valid top-k of the fp64 scores (within tie_tol), and the reference then
+ * follows it. Offsets must match the choice exactly.
+ *
+ * Error metric: |got - ref| / (max |ref| over the values compared of that
+ * tensor + 1e-30), one scale per tensor so that a small element next to big
+ * ones is not held to an impossible relative bound.
+ * Tolerance fp32 2e-3: each output goes through up to four chained fp32
+ * matmuls with reductions of up to hidden, 2 ffn or (for dW) all of an
+ * expert's rows; blocked fp32 sums err by about sqrt(n) eps, ~1e-5 of the
+ * tensor's scale at the standard shapes, so 2e-3 leaves two orders of
+ * magnitude of margin while one wrong element, a swapped group or a missed
+ * term is off by far more (the fault tests add 1.0 to values of ~0.1-1).
+ * bf16 (8-bit mantissa, eps 2^-8 per rounding of each stored operand): 3e-2.
+ *
+ * A full reference costs 9 pairs hidden ffn multiply-adds; above 2e9 (the
+ * standard preset is ~3e10) a seeded sample is checked instead: Y, dX and
+ * dlogits at 32 tokens (including the first token of each of the first
+ * groups), 64 entries each of dW1 and dW2 spread over the experts (each
+ * summed in fp64 over all of that expert's rows; the first entries are
+ * element [e][0][0] of the first experts), and all of dWr recomputed from
+ * the device's dlogits (which are themselves checked at the 32 tokens).
+ * NaN or Inf anywhere in any downloaded output fails the check. */
+
+#define TOL_FP32 2e-3
+#define TOL_BF16 3e-2
+#define FULL_MACS 2e9
+#define SAMPLE_TOKENS 32
+#define SAMPLE_ENTRIES 64
+
+static const char method_full[] = "fp64 reference, all outputs";
+static const char method_sampled[] =
+	"fp64 reference, sampled: Y, dX, dlogits at 32 tokens; 64 entries each of dW1 and "
+	"dW2; dWr in full from the device's dlogits; routing, weights and offsets in full";
+
+typedef struct gmm_cmp {
+	mb_check *out;
+	double worst;
+	char worst_what[200];
+	char first_bad[200]; /* first routing, offset or non-finite failure */
+} gmm_cmp;
+
+/* What verify downloads and computes; freed in one place. */
+typedef struct gmm_host {
+	int32_t *idx;
+	int64_t *off, *start, *slot_of, *tok, *label;
+	float *w, *y, *dx, *dwr, *dl, *slice, *got;
+	double *sc, *wref, *ry, *rdx, *rdl, *rdw1, *rdw2, *rdwr, *dl64, *ref;
+	mb_ref_row *rows;
+} gmm_host;
+
+static void host_free(gmm_host *hs)
+{
+	void *p[] = {hs->idx, hs->off, hs->start, hs->slot_of, hs->tok, hs->label, hs->w,
+		     hs->y, hs->dx, hs->dwr, hs->dl, hs->slice, hs->got, hs->sc, hs->wref,
+		     hs->ry, hs->rdx, hs->rdl, hs->rdw1, hs->rdw2, hs->rdwr, hs->dl64,
+		     hs->ref, hs->rows};
+	for (size_t i = 0; i < MB_ARRAY_LEN(p); i++)
+		free(p[i]);
+}
+
+static void bad(gmm_cmp *c, const char *fmt, ...) MB_PRINTF(2, 3);
+static void bad(gmm_cmp *c, const char *fmt, ...)
+{
+	if (c->first_bad[0])
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->first_bad, sizeof c->first_bad, fmt, ap);
+	va_end(ap);
+}
+
+static void scan(gmm_cmp *c, const char *name, const float *x, int64_t n, int64_t base)
+{
+	for (int64_t i = 0; i < n; i++)
+		if (!isfinite(x[i])) {
+			if (!c->out->nonfinite)
+				bad(c, "%s[%lld] is %g", name, (long long)(base + i), (double)x[i]);
+			c->out->nonfinite++;
+		}
+}
+
+/* Compare n rows of width values: got row rows_at[s] (s if NULL) with ref row
+ * s; label[s] (if given) names the value in messages. */
+static void cmp_rows(gmm_cmp *c, const char *name, const float *got, const int64_t *rows_at,
+		     const double *ref, int64_t n, int64_t width, const int64_t *label)
+{
+	mb_check *o = c->out;
+	double scale = 0.0;
+	for (int64_t i = 0; i < n * width; i++)
+		scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
+	scale += 1e-30;
+	for (int64_t s = 0; s < n; s++) {
+		const int64_t row = rows_at ? rows_at[s] : s;
+		for (int64_t i = 0; i < width; i++) {
+			const double g = got[row * width + i], r = ref[s * width + i];
+			const double d = fabs(g - r), rel = d / scale;
+			o->checked++;
+			o->mismatched += !(rel <= o->tolerance);
+			o->max_abs_err = d > o->max_abs_err ? d : o->max_abs_err;
+			o->max_rel_err = rel > o->max_rel_err ? rel : o->max_rel_err;
+			if (isnan(rel) ? !isnan(c->worst) : rel > c->worst) {
+				c->worst = rel;
+				if (label)
+					snprintf(c->worst_what, sizeof c->worst_what,
+						 "%s[%lld]: got %.7g, reference %.7g", name,
+						 (long long)label[s], g, r);
+				else
+					snprintf(c->worst_what, sizeof c->worst_what,
+						 "%s[%lld][%lld]: got %.7g, reference %.7g", name,
+						 (long long)row, (long long)i, g, r);
+			}
+		}
+	}
+}
+
+static int vf_fetch(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
+{
+	const gmm_shape *s = &st->s;
+	const size_t T = (size_t)s->T, E = (size_t)s->E, K = (size_t)s->k, h = (size_t)s->h;
+	hs->idx = malloc(T * K * sizeof *hs->idx);
+	hs->off = malloc((E + 1) * sizeof *hs->off);
+	hs->w = malloc(T * K * sizeof *hs->w);
+	hs->dl = malloc(T * E * sizeof *hs->dl);
+	hs->y = malloc(T * h * sizeof *hs->y);
+	hs->dx = malloc(T * h * sizeof *hs->dx);
+	hs->dwr = malloc(h * E * sizeof *hs->dwr);
+	hs->sc = malloc(T * E * sizeof *hs->sc);
+	hs->wref = malloc(T * K * sizeof *hs->wref);
+	hs->rows = malloc(T * K * sizeof *hs->rows);
+	hs->start = malloc((E + 1) * sizeof *hs->start);
+	if (!hs->idx || !hs->off || !hs->w || !hs->dl || !hs->y || !hs->dx || !hs->dwr ||
+	    !hs->sc || !hs->wref || !hs->rows || !hs->start)
+		return mb_err(MB_ERR_NOMEM, "gmm verify: out of host memory");
+	int rc = mb_dev_download(st->be, st->dev, hs->idx, st->buf[B_IDX], T * K * 4);
+	if (!rc)
+		rc = mb_dev_download(st->be, st->dev, hs->off, st->buf[B_OFF], (E + 1) * 8);
+	if (!rc)
+		rc = mb_dev_download(st->be, st->dev, hs->w, st->buf[B_W], T * K * 4);
+	if (!rc)
+		rc = mb_dev_download(st->be, st->dev, hs->dl, st->buf[B_DLOGITS], T * E * 4);
+	if (!rc)
+		rc = gmm_fetch(st, B_Y, 0, T * h, hs->y);
+	if (!rc)
+		rc = gmm_fetch(st, B_DX, 0, T * h, hs->dx);
+	if (!rc)
+		rc = gmm_fetch(st, B_DWR, 0, h * E, hs->dwr);
+	if (rc)
+		return rc;
+	scan(c, "w", hs->w, (int64_t)(T * K), 0);
+	scan(c, "dlogits", hs->dl, (int64_t)(T * E), 0);
+	scan(c, "Y", hs->y, (int64_t)(T * h), 0);
+	scan(c, "dX", hs->dx, (int64_t)(T * h), 0);
+	scan(c, "dWr", hs->dwr, (int64_t)(h * E), 0);
+	return 0;
+}
+
+/* The device's routing against fp64 scores. Returns 1 if idx is unusable
+ * (out of range), so the reference cannot follow it. */
+static int vf_routing(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
+{
+	const gmm_shape *s = &st->s;
+	const int64_t T = s->T, E = s->E, K = s->k;
+	const mb_ref_moe m = gmm_problem(st);
+	mb_check *o = c->out;
+	for (int64_t i = 0; i < T * K; i++)
+		if (hs->idx[i] < 0 || hs->idx[i] >= E) {
+			bad(c, "routing: idx[%lld][%lld] = %d is not an expert (0..%lld)",
+			    (long long)(i / K), (long long)(i % K), hs->idx[i], (long long)E - 1);
+			o->mismatched++;
+			return 1;
+		}
+#pragma omp parallel for schedule(static)
+	for (int64_t t = 0; t < T; t++) {
+		mb_ref_logits(&m, t, hs->sc + t * E);
+		mb_ref_scores(s->score, hs->sc + t * E, E, hs->sc + t * E);
+		mb_ref_topk_weights(hs->sc + t * E, hs->idx + t * K, K, hs->wref + t * K);
+	}
+	double bmax = 0.0;
+	for (int64_t e = 0; st->bias && e < E; e++)
+		bmax = fabs(st->bias[e]) > bmax ? fabs(st->bias[e]) : bmax;
+	const double tie = (s->dt == MB_FP32 ? 1e-5 : 1e-2) * (1.0 + bmax);
+	for (int64_t t = 0; t < T; t++) {
+		const double *sc = hs->sc + t * E;
+		const int32_t *it = hs->idx + t * K;
+		double lo = INFINITY, hi = -INFINITY, prev = INFINITY;
+		int ok = 1;
+		for (int64_t j = 0; j < K; j++) {
+			double v = sc[it[j]] + (st->bias ? st->bias[it[j]] : 0.0);
+			ok &= v <= prev + tie; /* best first */
+			prev = v;
+			lo = v < lo ? v : lo;
+			for (int64_t q = 0; q < j; q++)
+				ok &= it[q] != it[j];
+		}
+		for (int64_t e = 0; e < E; e++) {
+			int chosen = 0;
+			for (int64_t j = 0; j < K; j++)
+				chosen |= it[j] == e;
+			double v = sc[e] + (st->bias ? st->bias[e] : 0.0);
+			if (!chosen && v > hi)
+				hi = v;
+		}
+		ok &= !(lo < hi - tie);
+		o->checked++;
+		if (!ok) {
+			o->mismatched++;
+			bad(c, "routing: token %lld's choice is not a top-%lld of the fp64 scores "
+			       "(worst chosen %.7g, best unchosen %.7g)",
+			    (long long)t, (long long)K, lo, hi);
+		}
+	}
+	mb_ref_group(&m, hs->idx, hs->wref, NULL, hs->rows, hs->start);
+	for (int64_t e = 0; e <= E; e++) {
+		o->checked++;
+		if (hs->off[e] != hs->start[e]) {
+			o->mismatched++;
+			bad(c, "offsets[%lld] = %lld, the routing gives %lld", (long long)e,
+			    (long long)hs->off[e], (long long)hs->start[e]);
+		}
+	}
+	cmp_rows(c, "w", hs->w, NULL, hs->wref, T, K, NULL);
+	return 0;
+}
+
+static int vf_full(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
+{
+	const gmm_shape *s = &st->s;
+	const int64_t T = s->T, E = s->E, h = s->h, f = s->f;
+	const mb_ref_moe m = gmm_problem(st);
+	hs->ry = malloc((size_t)(T * h) * sizeof(double));
+	hs->rdx = malloc((size_t)(T * h) * sizeof(double));
+	hs->rdl = malloc((size_t)(T * E) * sizeof(double));
+	hs->rdwr = malloc((size_t)(h * E) * sizeof(double));
+	hs->rdw1 = malloc((size_t)(E * h * 2 * f) * sizeof(double));
+	hs->rdw2 = malloc((size_t)(E * f * h) * sizeof(double));
+	hs->slice = malloc((size_t)(E * h * 2 * f) * sizeof(float));
+	if (!hs->ry || !hs->rdx || !hs->rdl || !hs->rdwr || !hs->rdw1 || !hs->rdw2 || !hs->slice)
+		return mb_err(MB_ERR_NOMEM, "gmm verify: out of host memory for the reference");
+	int rc = mb_ref_moe_tokens(&m, hs->idx, hs->wref, hs->sc, NULL, T, hs->ry, hs->rdx,
+				   hs->rdl, hs->rdw1, hs->rdw2);
+	if (rc)
+		return rc;
+	mb_ref_router_dwr(&m, hs->rdl, hs->rdwr);
+	cmp_rows(c, "Y", hs->y, NULL, hs->ry, T, h, NULL);
+	cmp_rows(c, "dX", hs->dx, NULL, hs->rdx, T, h, NULL);
+	cmp_rows(c, "dlogits", hs->dl, NULL, hs->rdl, T, E, NULL);
+	cmp_rows(c, "dWr", hs->dwr, NULL, hs->rdwr, h, E, NULL);
+	rc = gmm_fetch(st, B_DW1, 0, (size_t)(E * h * 2 * f), hs->slice);
+	if (rc)
+		return rc;
+	scan(c, "dW1", hs->slice, E * h * 2 * f, 0);
+	cmp_rows(c, "dW1", hs->slice, NULL, hs->rdw1, E * h, 2 * f, NULL);
+	rc = gmm_fetch(st, B_DW2, 0, (size_t)(E * f * h), hs->slice);
+	if (rc)
+		return rc;
+	scan(c, "dW2", hs->slice, E * f * h, 0);
+	cmp_rows(c, "dW2", hs->slice, NULL, hs->rdw2, E * f, h, NULL);
+	return 0;
+}
+
+/* The sampled tokens: the first token of each of the first 16 non-empty
+ * groups (where a fault in a group's first row would show), then seeded
+ * random ones; n = min(tokens, 32). */
+static int64_t vf_pick_tokens(const gmm_state *st, gmm_host *hs)
+{
+	const int64_t T = st->s.T, E = st->s.E, n = T < SAMPLE_TOKENS ? T : SAMPLE_TOKENS;
+	int64_t got = 0;
+	for (int64_t t = 0; t < T; t++)
+		hs->slot_of[t] = -1;
+	for (int64_t e = 0; e < E && got < n / 2; e++) {
+		if (hs->start[e + 1] == hs->start[e])
+			continue;
+		int64_t t = hs->rows[hs->start[e]].token;
+		if (hs->slot_of[t] < 0) {
+			hs->slot_of[t] = got;
+			hs->tok[got++] = t;
+		}
+	}
+	for (uint64_t i = 0; got < n; i++) {
+		int64_t t = (int64_t)(mb_rand_u64(st->seed, S_SAMPLE, i) % (uint64_t)T);
+		if (i > 64 * (uint64_t)n) /* few tokens left unpicked: take them in order */
+			for (t = 0; hs->slot_of[t] >= 0; t++)
+				;
+		if (hs->slot_of[t] < 0) {
+			hs->slot_of[t] = got;
+			hs->tok[got++] = t;
+		}
+	}
+	return n;
+}
+
+/* Sampled dW1 (which = 0) or dW2 (which = 1) entries: reference from all of
+ * the expert's rows, the device's values from per-expert slices (every slice
+ * is also scanned for NaN/Inf). */
+static int vf_dw_entries(const gmm_state *st, gmm_host *hs, gmm_cmp *c, int which)
+{
+	const gmm_shape *s = &st->s;
+	const int64_t E = s->E, h = s->h, f = s->f;
+	const int64_t rows = which ? f : h, cols = which ? h : 2 * f, per = rows * cols;
+	const int b = which ? B_DW2 : B_DW1;
+	const char *name = which ? "dW2" : "dW1";
+	const mb_ref_moe m = gmm_problem(st);
+	const int64_t corners = E < 16 ? E : 16;
+	for (int64_t n = 0; n < SAMPLE_ENTRIES; n++) {
+		uint64_t r = mb_rand_u64(st->seed, S_SAMPLE, (uint64_t)(1000000 + 2 * n + which));
+		int64_t e = n % E, i = 0, j = 0;
+		if (n >= corners) {
+			i = (int64_t)(r % (uint64_t)rows);
+			j = (int64_t)((r >> 32) % (uint64_t)cols);
+		}
+		hs->label[n] = e * per + i * cols + j;
+	}
+#pragma omp parallel for schedule(dynamic)
+	for (int64_t n = 0; n < SAMPLE_ENTRIES; n++) {
+		const int64_t e = hs->label[n] / per, i = hs->label[n] % per / cols,
+			      j = hs->label[n] % cols;
+		const mb_ref_row *er = hs->rows + hs->start[e];
+		const int64_t nr = hs->start[e + 1] - hs->start[e];
+		hs->ref[n] = which ? mb_ref_dw2_entry(&m, e, er, nr, i, j)
+				   : mb_ref_dw1_entry(&m, e, er, nr, i, j);
+	}
+	for (int64_t e = 0; e < E; e++) {
+		int rc = gmm_fetch(st, b, (size_t)(e * per), (size_t)per, hs->slice);
+		if (rc)
+			return rc;
+		scan(c, name, hs->slice, per, e * per);
+		for (int64_t n = 0; n < SAMPLE_ENTRIES; n++)
+			if (hs->label[n] / per == e)
+				hs->got[n] = hs->slice[hs->label[n] % per];
+	}
+	cmp_rows(c, name, hs->got, NULL, hs->ref, SAMPLE_ENTRIES, 1, hs->label);
+	return 0;
+}
+
+static int vf_sampled(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
+{
+	const gmm_shape *s = &st->s;
+	const int64_t T = s->T, E = s->E, h = s->h, f = s->f;
+	const mb_ref_moe m = gmm_problem(st);
+	const int64_t nt = T < SAMPLE_TOKENS ? T : SAMPLE_TOKENS;
+	const size_t slice = (size_t)(h * 2 * f > f * h ? h * 2 * f : f * h);
+	hs->slot_of = malloc((size_t)T * sizeof *hs->slot_of);
+	hs->tok = malloc((size_t)nt * sizeof *hs->tok);
+	hs->ry = malloc((size_t)(nt * h) * sizeof(double));
+	hs->rdx = malloc((size_t)(nt * h) * sizeof(double));
+	hs->rdl = malloc((size_t)(nt * E) * sizeof(double));
+	hs->dl64 = malloc((size_t)(T * E) * sizeof(double));
+	hs->rdwr = malloc((size_t)(h * E) * sizeof(double));
+	hs->slice = malloc(slice * sizeof(float));
+	hs->label = malloc(SAMPLE_ENTRIES * sizeof *hs->label);
+	hs->got = malloc(SAMPLE_ENTRIES * sizeof *hs->got);
+	hs->ref = malloc(SAMPLE_ENTRIES * sizeof *hs->ref);
+	if (!hs->slot_of || !hs->tok || !hs->ry || !hs->rdx || !hs->rdl || !hs->dl64 ||
+	    !hs->rdwr || !hs->slice || !hs->label || !hs->got || !hs->ref)
+		return mb_err(MB_ERR_NOMEM, "gmm verify: out of host memory for the reference");
+	vf_pick_tokens(st, hs);
+	int rc = mb_ref_moe_tokens(&m, hs->idx, hs->wref, hs->sc, hs->slot_of, nt, hs->ry,
+				   hs->rdx, hs->rdl, NULL, NULL);
+	if (rc)
+		return rc;
+	cmp_rows(c, "Y", hs->y, hs->tok, hs->ry, nt, h, NULL);
+	cmp_rows(c, "dX", hs->dx, hs->tok, hs->rdx, nt, h, NULL);
+	cmp_rows(c, "dlogits", hs->dl, hs->tok, hs->rdl, nt, E, NULL);
+	for (int64_t i = 0; i < T * E; i++)
+		hs->dl64[i] = hs->dl[i];
+	mb_ref_router_dwr(&m, hs->dl64, hs->rdwr);
+	cmp_rows(c, "dWr", hs->dwr, NULL, hs->rdwr, h, E, NULL);
+	rc = vf_dw_entries(st, hs, c, 0);
+	if (!rc)
+		rc = vf_dw_entries(st, hs, c, 1);
+	return rc;
+}
+
+static int gmm_verify(void *state, mb_check *out)
+{
+	const gmm_state *st = state;
+	const gmm_shape *s = &st->s;
+	memset(out, 0, sizeof *out);
+	out->tolerance = s->dt == MB_FP32 ? TOL_FP32 : TOL_BF16;
+	const double macs = 9.0 * (double)s->P * (double)s->h * (double)s->f;
+	const double ref_bytes = 8.0 * (3.0 * s->E * s->h * s->f + 2.0 * s->T * s->h +
+					(double)s->T * s->E) +
+				 4.0 * (2.0 * s->E * s->h * s->f);
+	const int full = macs <= FULL_MACS && ref_bytes <= 2.0 * GIB;
+	out->method = full ? method_full : method_sampled;
+	gmm_cmp c = {.out = out};
+	gmm_host hs = {0};
+	int rc = vf_fetch(st, &hs, &c);
+	if (!rc && !vf_routing(st, &hs, &c))
+		rc = full ? vf_full(st, &hs, &c) : vf_sampled(st, &hs, &c);
+	host_free(&hs);
+	if (rc)
+		return rc;
+	out->passed = out->mismatched == 0 && out->nonfinite == 0;
+	if (out->nonfinite)
+		snprintf(out->detail, sizeof out->detail, "%lld non-finite values; first: %s",
+			 (long long)out->nonfinite, c.first_bad);
+	else if (c.first_bad[0])
+		mb_strlcpy(out->detail, c.first_bad, sizeof out->detail);
+	else
+		snprintf(out->detail, sizeof out->detail, "%lld of %lld values off; worst %s (rel %.2e)",
+			 (long long)out->mismatched, (long long)out->checked, c.worst_what,
+			 c.worst);
+	return 0;
+}
+
+const mb_suite mb_suite_gmm = {
+	.name = "gmm",
+	.summary = "dropless MoE FFN on one device: router, permute, grouped GEMM with SwiGLU, "
+		   "unpermute; forward + backward",
+	.params = gmm_params,
+	.nparams = (int)MB_ARRAY_LEN(gmm_params),
+	.preset = gmm_preset,
+	.validate = gmm_validate,
+	.cost = gmm_cost,
+	.setup = gmm_setup,
+	.run = gmm_run,
+	.verify = gmm_verify,
+	.info = gmm_info,
+	.teardown = gmm_teardown,
+};
