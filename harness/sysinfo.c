@@ -349,9 +349,9 @@ static int si_pus_allowed(cJSON *o, hwloc_topology_t t, const char *why)
 	return si_null(o, "pus_allowed", "hwloc reports an empty or infinite allowed cpuset");
 }
 
-/* hwloc's total (the NUMA nodes' memory) first; /proc/meminfo's MemTotal is
- * recorded beside it because the two can differ (hotplugged or ballooned
- * memory that no node reports). */
+/* /proc/meminfo's MemTotal (what the OS can use) first, hwloc's total (the
+ * NUMA nodes' memory) when it is missing; both are recorded because they can
+ * differ (seen on a VM: 8 GB on the node, 24 GB in MemTotal). */
 static int si_memory(cJSON *o, hwloc_topology_t t)
 {
 	uint64_t bytes = 0, meminfo = 0;
@@ -366,11 +366,13 @@ static int si_memory(cJSON *o, hwloc_topology_t t)
 		rc = si_u64(o, "meminfo_total_bytes", meminfo);
 	else
 		rc = si_null(o, "meminfo_total_bytes", "no MemTotal line in /proc/meminfo");
-	if (bytes)
-		return rc | si_u64(o, "memory_bytes", bytes) | si_str(o, "memory_source", "hwloc", NULL);
+	rc |= bytes ? si_u64(o, "hwloc_memory_bytes", bytes)
+		    : si_null(o, "hwloc_memory_bytes", "hwloc reported no memory");
 	if (have_meminfo)
 		return rc | si_u64(o, "memory_bytes", meminfo) |
 		       si_str(o, "memory_source", "meminfo", NULL);
+	if (bytes)
+		return rc | si_u64(o, "memory_bytes", bytes) | si_str(o, "memory_source", "hwloc", NULL);
 	rc |= si_null(o, "memory_bytes", "neither hwloc nor /proc/meminfo reported total memory");
 	return rc | si_null(o, "memory_source", "no source reported total memory");
 }

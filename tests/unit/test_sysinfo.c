@@ -277,7 +277,7 @@ static void test_system_from_xml(void **state)
 
 	assert_true(num(s, "sockets") == 2);
 	assert_true(num(s, "numa_nodes") == 2);
-	assert_true(num(s, "memory_bytes") == 2147483648.0);
+	assert_true(num(s, "hwloc_memory_bytes") == 2147483648.0);
 	assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(s, "caches")));
 
 	const cJSON *acc = cJSON_GetObjectItemCaseSensitive(s, "accelerators");
