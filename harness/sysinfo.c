@@ -26,12 +26,13 @@
 
 #include "buildinfo.h"
 #include "result.h"
+#include "sysinfo_int.h"
 
 extern char **environ;
 
 /* ---- JSON helpers: each returns 0 or MB_ERR_NOMEM ---- */
 
-static int si_null(cJSON *o, const char *key, const char *reason)
+int mb_si_null(cJSON *o, const char *key, const char *reason)
 {
 	char rkey[96];
 	snprintf(rkey, sizeof rkey, "%s_reason", key);
@@ -41,14 +42,14 @@ static int si_null(cJSON *o, const char *key, const char *reason)
 }
 
 /* A string, or null with reason when val is NULL. */
-static int si_str(cJSON *o, const char *key, const char *val, const char *reason)
+int mb_si_str(cJSON *o, const char *key, const char *val, const char *reason)
 {
 	if (!val)
-		return si_null(o, key, reason);
+		return mb_si_null(o, key, reason);
 	return cJSON_AddStringToObject(o, key, val) ? 0 : MB_ERR_NOMEM;
 }
 
-static int si_num(cJSON *o, const char *key, double v)
+int mb_si_num(cJSON *o, const char *key, double v)
 {
 	return mb_json_add_num(o, key, v) ? 0 : MB_ERR_NOMEM;
 }
@@ -59,7 +60,7 @@ static int si_u64(cJSON *o, const char *key, uint64_t v)
 }
 
 /* Attach item (NULL means its allocation failed); deletes it on failure. */
-static int si_item(cJSON *o, const char *key, cJSON *item)
+int mb_si_item(cJSON *o, const char *key, cJSON *item)
 {
 	if (!item)
 		return MB_ERR_NOMEM;
@@ -70,18 +71,18 @@ static int si_item(cJSON *o, const char *key, cJSON *item)
 	return 0;
 }
 
-/* si_item when rc is 0; otherwise item is deleted and rc returned. */
-static int si_attach(cJSON *o, const char *key, cJSON *item, int rc)
+/* mb_si_item when rc is 0; otherwise item is deleted and rc returned. */
+int mb_si_attach(cJSON *o, const char *key, cJSON *item, int rc)
 {
 	if (rc) {
 		cJSON_Delete(item);
 		return rc;
 	}
-	return si_item(o, key, item);
+	return mb_si_item(o, key, item);
 }
 
 /* A new object appended to arr, or NULL. */
-static cJSON *si_push_obj(cJSON *arr)
+cJSON *mb_si_push_obj(cJSON *arr)
 {
 	cJSON *o = cJSON_CreateObject();
 	if (o && !cJSON_AddItemToArray(arr, o)) {
@@ -103,7 +104,7 @@ static cJSON *si_done(cJSON *o, int rc)
 
 /* ---- small file readers ---- */
 
-static char *si_trim(char *s)
+char *mb_si_trim(char *s)
 {
 	size_t n;
 	while (*s == ' ' || *s == '\t')
@@ -115,7 +116,7 @@ static char *si_trim(char *s)
 }
 
 /* First line of a small file, without its newline; 0 or -errno. */
-static int si_read_line(const char *path, char *buf, size_t n)
+int mb_si_read_line(const char *path, char *buf, size_t n)
 {
 	FILE *f = fopen(path, "r");
 	int e = 0;
@@ -143,8 +144,8 @@ static int si_cpuinfo(const char *key, char *buf, size_t n)
 		if (!colon)
 			continue;
 		*colon = '\0';
-		if (strcmp(si_trim(line), key) == 0) {
-			mb_strlcpy(buf, si_trim(colon + 1), n);
+		if (strcmp(mb_si_trim(line), key) == 0) {
+			mb_strlcpy(buf, mb_si_trim(colon + 1), n);
 			found = buf[0] != '\0';
 		}
 	}
@@ -204,33 +205,33 @@ static int si_meminfo_total(uint64_t *bytes)
 }
 
 /* A number read from a sysfs file, or null with the path and the error. */
-static int si_sys_num(cJSON *o, const char *key, const char *path, int positive)
+int mb_si_sys_num(cJSON *o, const char *key, const char *path, int positive)
 {
 	char buf[64], why[PATH_MAX + 96];
 	char *end;
 	long v;
-	int e = si_read_line(path, buf, sizeof buf);
+	int e = mb_si_read_line(path, buf, sizeof buf);
 	if (e) {
 		snprintf(why, sizeof why, "%s: %s", path, strerror(-e));
-		return si_null(o, key, why);
+		return mb_si_null(o, key, why);
 	}
 	v = strtol(buf, &end, 10);
 	if (end == buf || (positive && v <= 0)) {
 		snprintf(why, sizeof why, "%s reads \"%s\" (the kernel reports it as unknown)", path, buf);
-		return si_null(o, key, why);
+		return mb_si_null(o, key, why);
 	}
-	return si_num(o, key, (double)v);
+	return mb_si_num(o, key, (double)v);
 }
 
-static int si_sys_str(cJSON *o, const char *key, const char *path)
+int mb_si_sys_str(cJSON *o, const char *key, const char *path)
 {
 	char buf[128], why[PATH_MAX + 96];
-	int e = si_read_line(path, buf, sizeof buf);
+	int e = mb_si_read_line(path, buf, sizeof buf);
 	if (e) {
 		snprintf(why, sizeof why, "%s: %s", path, strerror(-e));
-		return si_null(o, key, why);
+		return mb_si_null(o, key, why);
 	}
-	return si_str(o, key, si_trim(buf), NULL);
+	return mb_si_str(o, key, mb_si_trim(buf), NULL);
 }
 
 /* ---- host identity ---- */
@@ -243,24 +244,24 @@ static int si_host(cJSON *o)
 
 	if (gethostname(host, sizeof host) == 0) {
 		host[sizeof host - 1] = '\0';
-		rc = si_str(o, "hostname", host, NULL);
+		rc = mb_si_str(o, "hostname", host, NULL);
 	} else {
 		snprintf(why, sizeof why, "gethostname: %s", strerror(errno));
-		rc = si_null(o, "hostname", why);
+		rc = mb_si_null(o, "hostname", why);
 	}
 	if (si_os_release(os, sizeof os) == 0)
-		rc |= si_str(o, "os", os, NULL);
+		rc |= mb_si_str(o, "os", os, NULL);
 	else
-		rc |= si_null(o, "os", "no PRETTY_NAME in /etc/os-release or /usr/lib/os-release");
+		rc |= mb_si_null(o, "os", "no PRETTY_NAME in /etc/os-release or /usr/lib/os-release");
 	if (uname(&u) == 0) {
-		rc |= si_str(o, "kernel", u.release, NULL);
-		rc |= si_str(o, "kernel_version", u.version, NULL);
-		rc |= si_str(o, "arch", u.machine, NULL);
+		rc |= mb_si_str(o, "kernel", u.release, NULL);
+		rc |= mb_si_str(o, "kernel_version", u.version, NULL);
+		rc |= mb_si_str(o, "arch", u.machine, NULL);
 	} else {
 		snprintf(why, sizeof why, "uname: %s", strerror(errno));
-		rc |= si_null(o, "kernel", why);
-		rc |= si_null(o, "kernel_version", why);
-		rc |= si_null(o, "arch", why);
+		rc |= mb_si_null(o, "kernel", why);
+		rc |= mb_si_null(o, "kernel_version", why);
+		rc |= mb_si_null(o, "arch", why);
 	}
 	return rc;
 }
@@ -276,16 +277,16 @@ static int si_cpu_model(cJSON *o, hwloc_topology_t t)
 
 	for (size_t i = 0; i < MB_ARRAY_LEN(keys); i++)
 		if (si_cpuinfo(keys[i], buf, sizeof buf) == 0)
-			return si_str(o, "cpu_model", buf, NULL);
+			return mb_si_str(o, "cpu_model", buf, NULL);
 	if (m && *m)
-		return si_str(o, "cpu_model", m, NULL);
+		return mb_si_str(o, "cpu_model", m, NULL);
 	/* arm64 kernels print no name, only the codes; record them raw */
 	if (si_cpuinfo("CPU implementer", impl, sizeof impl) == 0 &&
 	    si_cpuinfo("CPU part", part, sizeof part) == 0) {
 		snprintf(buf, sizeof buf, "implementer %s part %s", impl, part);
-		return si_str(o, "cpu_model", buf, NULL);
+		return mb_si_str(o, "cpu_model", buf, NULL);
 	}
-	return si_null(o, "cpu_model", "no model line in /proc/cpuinfo and no CPUModel from hwloc");
+	return mb_si_null(o, "cpu_model", "no model line in /proc/cpuinfo and no CPUModel from hwloc");
 }
 
 /* ---- hwloc: counts, memory, caches ---- */
@@ -329,12 +330,12 @@ static int si_count(cJSON *o, const char *key, hwloc_topology_t t, hwloc_obj_typ
 	char r[128];
 	int n;
 	if (!t)
-		return si_null(o, key, why);
+		return mb_si_null(o, key, why);
 	n = hwloc_get_nbobjs_by_type(t, type);
 	if (n > 0)
-		return si_num(o, key, n);
+		return mb_si_num(o, key, n);
 	snprintf(r, sizeof r, "hwloc found no %s objects", hwloc_obj_type_string(type));
-	return si_null(o, key, r);
+	return mb_si_null(o, key, r);
 }
 
 /* PUs that cgroups/cpusets let this process use (not its binding). */
@@ -342,11 +343,11 @@ static int si_pus_allowed(cJSON *o, hwloc_topology_t t, const char *why)
 {
 	int n;
 	if (!t)
-		return si_null(o, "pus_allowed", why);
+		return mb_si_null(o, "pus_allowed", why);
 	n = hwloc_bitmap_weight(hwloc_topology_get_allowed_cpuset(t));
 	if (n > 0)
-		return si_num(o, "pus_allowed", n);
-	return si_null(o, "pus_allowed", "hwloc reports an empty or infinite allowed cpuset");
+		return mb_si_num(o, "pus_allowed", n);
+	return mb_si_null(o, "pus_allowed", "hwloc reports an empty or infinite allowed cpuset");
 }
 
 /* /proc/meminfo's MemTotal (what the OS can use) first, hwloc's total (the
@@ -365,16 +366,16 @@ static int si_memory(cJSON *o, hwloc_topology_t t)
 	if (have_meminfo)
 		rc = si_u64(o, "meminfo_total_bytes", meminfo);
 	else
-		rc = si_null(o, "meminfo_total_bytes", "no MemTotal line in /proc/meminfo");
+		rc = mb_si_null(o, "meminfo_total_bytes", "no MemTotal line in /proc/meminfo");
 	rc |= bytes ? si_u64(o, "hwloc_memory_bytes", bytes)
-		    : si_null(o, "hwloc_memory_bytes", "hwloc reported no memory");
+		    : mb_si_null(o, "hwloc_memory_bytes", "hwloc reported no memory");
 	if (have_meminfo)
 		return rc | si_u64(o, "memory_bytes", meminfo) |
-		       si_str(o, "memory_source", "meminfo", NULL);
+		       mb_si_str(o, "memory_source", "meminfo", NULL);
 	if (bytes)
-		return rc | si_u64(o, "memory_bytes", bytes) | si_str(o, "memory_source", "hwloc", NULL);
-	rc |= si_null(o, "memory_bytes", "neither hwloc nor /proc/meminfo reported total memory");
-	return rc | si_null(o, "memory_source", "no source reported total memory");
+		return rc | si_u64(o, "memory_bytes", bytes) | mb_si_str(o, "memory_source", "hwloc", NULL);
+	rc |= mb_si_null(o, "memory_bytes", "neither hwloc nor /proc/meminfo reported total memory");
+	return rc | mb_si_null(o, "memory_source", "no source reported total memory");
 }
 
 struct si_cache {
@@ -436,359 +437,28 @@ static int si_caches(cJSON *o, hwloc_topology_t t, const char *why)
 	int rc = 0;
 
 	if (!t)
-		return si_null(o, "caches", why);
+		return mb_si_null(o, "caches", why);
 	if (si_cache_collect(t, tab, MB_ARRAY_LEN(tab), &n) != 0)
-		return si_null(o, "caches", "more than 64 distinct kinds of cache");
+		return mb_si_null(o, "caches", "more than 64 distinct kinds of cache");
 	if (n == 0)
-		return si_null(o, "caches", "hwloc found no cache objects");
+		return mb_si_null(o, "caches", "hwloc found no cache objects");
 	qsort(tab, n, sizeof tab[0], si_cache_cmp);
 	arr = cJSON_CreateArray();
 	for (size_t i = 0; arr && i < n && !rc; i++) {
-		cJSON *c = si_push_obj(arr);
+		cJSON *c = mb_si_push_obj(arr);
 		if (!c) {
 			rc = MB_ERR_NOMEM;
 			break;
 		}
-		rc |= si_num(c, "level", tab[i].level);
-		rc |= si_str(c, "type", si_cache_type(tab[i].type), NULL);
+		rc |= mb_si_num(c, "level", tab[i].level);
+		rc |= mb_si_str(c, "type", si_cache_type(tab[i].type), NULL);
 		if (tab[i].size)
 			rc |= si_u64(c, "size_bytes", tab[i].size);
 		else
-			rc |= si_null(c, "size_bytes", "hwloc reports size 0 (unknown)");
-		rc |= si_num(c, "count", tab[i].count);
+			rc |= mb_si_null(c, "size_bytes", "hwloc reports size 0 (unknown)");
+		rc |= mb_si_num(c, "count", tab[i].count);
 	}
-	return si_attach(o, "caches", arr, rc);
-}
-
-/* ---- hwloc: PCI identity and locality ---- */
-
-static const char *const si_pci_field_keys[] = {
-	"pci_bus_id", "vendor_id", "device_id", "class_id", "pcie_link_speed", "pcie_link_width",
-};
-
-/* The negotiated link as the kernel shows it. sysfs rather than hwloc's
- * linkspeed: hwloc takes that from config space past the 64 bytes that
- * non-root users may read. Inside a VM these are the emulated values. */
-static int si_pcie_link(cJSON *o, const char *bus)
-{
-	char path[PATH_MAX], buf[64], why[PATH_MAX + 96];
-	int e, rc;
-	snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/current_link_speed", bus);
-	if ((e = si_read_line(path, buf, sizeof buf)) != 0) {
-		snprintf(why, sizeof why, "%s: %s", path, strerror(-e));
-		rc = si_null(o, "pcie_link_speed", why);
-	} else if (!*si_trim(buf) || strncmp(si_trim(buf), "Unknown", 7) == 0) {
-		snprintf(why, sizeof why, "%s reads \"%s\"", path, si_trim(buf));
-		rc = si_null(o, "pcie_link_speed", why);
-	} else {
-		rc = si_str(o, "pcie_link_speed", si_trim(buf), NULL);
-	}
-	snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/current_link_width", bus);
-	return rc | si_sys_num(o, "pcie_link_width", path, 1);
-}
-
-/* The PCI identity of p, or every field null with why when p is NULL. */
-static int si_pci_fields(cJSON *o, hwloc_obj_t p, const char *why)
-{
-	char bus[32], ven[8], dev[8], cls[8];
-	struct hwloc_pcidev_attr_s *a;
-	int rc = 0;
-
-	if (!p) {
-		for (size_t i = 0; i < MB_ARRAY_LEN(si_pci_field_keys); i++)
-			rc |= si_null(o, si_pci_field_keys[i], why);
-		return rc;
-	}
-	a = &p->attr->pcidev;
-	snprintf(bus, sizeof bus, "%04x:%02x:%02x.%x", (unsigned)a->domain, a->bus, a->dev, a->func);
-	snprintf(ven, sizeof ven, "0x%04x", a->vendor_id);
-	snprintf(dev, sizeof dev, "0x%04x", a->device_id);
-	snprintf(cls, sizeof cls, "0x%04x", a->class_id);
-	rc |= si_str(o, "pci_bus_id", bus, NULL);
-	rc |= si_str(o, "vendor_id", ven, NULL);
-	rc |= si_str(o, "device_id", dev, NULL);
-	rc |= si_str(o, "class_id", cls, NULL);
-	return rc | si_pcie_link(o, bus);
-}
-
-/* NUMA nodes (OS indexes) of the first non-I/O ancestor of io, and its type. */
-static int si_locality(cJSON *o, hwloc_topology_t t, hwloc_obj_t io)
-{
-	hwloc_obj_t anc = hwloc_get_non_io_ancestor_obj(t, io);
-	cJSON *arr;
-	unsigned i;
-	int rc = 0;
-
-	if (!anc || !anc->nodeset || hwloc_bitmap_weight(anc->nodeset) <= 0) {
-		rc |= si_null(o, "locality", "hwloc found no non-I/O ancestor with a nodeset");
-		return rc | si_null(o, "numa_nodes", "hwloc found no non-I/O ancestor with a nodeset");
-	}
-	rc |= si_str(o, "locality", hwloc_obj_type_string(anc->type), NULL);
-	arr = cJSON_CreateArray();
-	if (!arr)
-		return MB_ERR_NOMEM;
-	hwloc_bitmap_foreach_begin(i, anc->nodeset)
-		if (!mb_json_push_num(arr, i))
-			rc = MB_ERR_NOMEM;
-	hwloc_bitmap_foreach_end();
-	return si_attach(o, "numa_nodes", arr, rc);
-}
-
-/* Names of the OS devices under a PCI device ("card1", "nvme0n1", ...). */
-static cJSON *si_osdev_names(hwloc_obj_t p)
-{
-	cJSON *arr = cJSON_CreateArray();
-	for (hwloc_obj_t c = p->io_first_child; arr && c; c = c->next_sibling) {
-		cJSON *s;
-		if (c->type != HWLOC_OBJ_OS_DEVICE || !c->name)
-			continue;
-		s = cJSON_CreateString(c->name);
-		if (!s || !cJSON_AddItemToArray(arr, s)) {
-			cJSON_Delete(s);
-			cJSON_Delete(arr);
-			return NULL;
-		}
-	}
-	return arr;
-}
-
-/* ---- accelerators ---- */
-
-/* The vendor name if this PCI function is an accelerator, else NULL. Display
- * (0x03) and processing-accelerator (0x12) classes only, so that the HDMI
- * audio function of a GPU, an NVSwitch bridge, a Huawei NIC or RAID card and
- * the Huawei BMC's VGA controller (19e5:1711, class 0x0300) are not counted. */
-static const char *si_accel_vendor(const struct hwloc_pcidev_attr_s *a)
-{
-	unsigned cls = a->class_id >> 8;
-	switch (a->vendor_id) {
-	case 0x10de: return cls == 0x03 || cls == 0x12 ? "nvidia" : NULL;
-	case 0x1002: return cls == 0x03 || cls == 0x12 ? "amd" : NULL;
-	case 0x19e5: return cls == 0x12 ? "huawei" : NULL;
-	case 0x8086: return cls == 0x12 ? "intel" : NULL;
-	default: return NULL;
-	}
-}
-
-static int si_accel_one(cJSON *arr, hwloc_topology_t t, hwloc_obj_t p, const char *vendor)
-{
-	cJSON *o = si_push_obj(arr);
-	int rc;
-	if (!o)
-		return MB_ERR_NOMEM;
-	rc = si_str(o, "vendor", vendor, NULL);
-	rc |= si_pci_fields(o, p, NULL);
-	rc |= si_locality(o, t, p);
-	rc |= si_item(o, "os_devices", si_osdev_names(p));
-	return rc;
-}
-
-static int si_accelerators(cJSON *o, hwloc_topology_t t, const char *why)
-{
-	cJSON *arr;
-	int rc = 0;
-	if (!t)
-		return si_null(o, "accelerators", why);
-	if (hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PCI_DEVICE) <= 0)
-		return si_null(o, "accelerators", "hwloc found no PCI devices");
-	arr = cJSON_CreateArray();
-	if (!arr)
-		return MB_ERR_NOMEM;
-	for (hwloc_obj_t p = NULL; !rc && (p = hwloc_get_next_pcidev(t, p));) {
-		const char *vendor = si_accel_vendor(&p->attr->pcidev);
-		if (vendor)
-			rc = si_accel_one(arr, t, p, vendor);
-	}
-	return si_attach(o, "accelerators", arr, rc);
-}
-
-/* ---- NICs ---- */
-
-/* A device name that is safe to put into a /sys path. */
-static int si_safe_name(const char *s)
-{
-	return s && *s && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
-}
-
-/* Link layer from /sys/class/net/<dev>/type (ARPHRD_* in if_arp.h). */
-static int si_link_type(cJSON *o, const char *dev)
-{
-	char path[PATH_MAX], buf[32], name[32], why[PATH_MAX + 64];
-	int e;
-	long v;
-	snprintf(path, sizeof path, "/sys/class/net/%s/type", dev);
-	if ((e = si_read_line(path, buf, sizeof buf)) != 0) {
-		snprintf(why, sizeof why, "%s: %s", path, strerror(-e));
-		return si_null(o, "link_type", why);
-	}
-	v = strtol(buf, NULL, 10);
-	if (v == 1)
-		return si_str(o, "link_type", "ethernet", NULL);
-	if (v == 32)
-		return si_str(o, "link_type", "infiniband", NULL);
-	snprintf(name, sizeof name, "arphrd %ld", v);
-	return si_str(o, "link_type", name, NULL);
-}
-
-/* Which address families are configured on dev; never the addresses. */
-static int si_addr_families(cJSON *o, const char *dev)
-{
-	struct ifaddrs *list, *a;
-	int v4 = 0, v6 = 0, ok = 1;
-	cJSON *arr;
-	char why[96];
-	if (getifaddrs(&list) != 0) {
-		snprintf(why, sizeof why, "getifaddrs: %s", strerror(errno));
-		return si_null(o, "address_families", why);
-	}
-	for (a = list; a; a = a->ifa_next) {
-		if (!a->ifa_addr || !a->ifa_name || strcmp(a->ifa_name, dev) != 0)
-			continue;
-		v4 |= a->ifa_addr->sa_family == AF_INET;
-		v6 |= a->ifa_addr->sa_family == AF_INET6;
-	}
-	freeifaddrs(list);
-	arr = cJSON_CreateArray();
-	if (arr && v4)
-		ok = cJSON_AddItemToArray(arr, cJSON_CreateString("ipv4"));
-	if (arr && v6 && ok)
-		ok = cJSON_AddItemToArray(arr, cJSON_CreateString("ipv6"));
-	return si_attach(o, "address_families", arr, ok ? 0 : MB_ERR_NOMEM);
-}
-
-static int si_netdev(cJSON *o, const char *dev)
-{
-	char path[PATH_MAX];
-	int rc;
-	snprintf(path, sizeof path, "/sys/class/net/%s/speed", dev);
-	rc = si_sys_num(o, "speed_mbps", path, 1);
-	snprintf(path, sizeof path, "/sys/class/net/%s/mtu", dev);
-	rc |= si_sys_num(o, "mtu", path, 1);
-	rc |= si_link_type(o, dev);
-	rc |= si_addr_families(o, dev);
-	return rc;
-}
-
-static int si_port_cmp(const void *a, const void *b)
-{
-	const long *x = a, *y = b;
-	return (*x > *y) - (*x < *y);
-}
-
-/* state, rate and link layer of each port of an RDMA device, by number. */
-static int si_ib_ports(cJSON *o, const char *dev)
-{
-	char dir[PATH_MAX], path[PATH_MAX + 32], why[PATH_MAX + 64];
-	long ports[64];
-	size_t n = 0;
-	struct dirent *d;
-	cJSON *arr;
-	int rc = 0;
-	DIR *dp;
-
-	snprintf(dir, sizeof dir, "/sys/class/infiniband/%s/ports", dev);
-	if (!(dp = opendir(dir))) {
-		snprintf(why, sizeof why, "%s: %s", dir, strerror(errno));
-		return si_null(o, "ports", why);
-	}
-	while ((d = readdir(dp)) && n < MB_ARRAY_LEN(ports)) {
-		char *end;
-		long p = strtol(d->d_name, &end, 10);
-		if (end != d->d_name && *end == '\0' && p > 0)
-			ports[n++] = p;
-	}
-	closedir(dp);
-	qsort(ports, n, sizeof ports[0], si_port_cmp);
-	if (!(arr = cJSON_CreateArray()))
-		return MB_ERR_NOMEM;
-	for (size_t i = 0; i < n && !rc; i++) {
-		cJSON *p = si_push_obj(arr);
-		if (!p) {
-			rc = MB_ERR_NOMEM;
-			break;
-		}
-		rc |= si_num(p, "port", (double)ports[i]);
-		snprintf(path, sizeof path, "%s/%ld/state", dir, ports[i]);
-		rc |= si_sys_str(p, "state", path);
-		snprintf(path, sizeof path, "%s/%ld/rate", dir, ports[i]);
-		rc |= si_sys_str(p, "rate", path);
-		snprintf(path, sizeof path, "%s/%ld/link_layer", dir, ports[i]);
-		rc |= si_sys_str(p, "link_layer", path);
-	}
-	return si_attach(o, "ports", arr, rc);
-}
-
-static int si_nic_osdev(cJSON *arr, hwloc_topology_t t, hwloc_obj_t os)
-{
-	int net = os->attr->osdev.type == HWLOC_OBJ_OSDEV_NETWORK;
-	hwloc_obj_t pci = os->parent && os->parent->type == HWLOC_OBJ_PCI_DEVICE ? os->parent : NULL;
-	cJSON *o = si_push_obj(arr);
-	int rc;
-
-	if (!o)
-		return MB_ERR_NOMEM;
-	rc = si_str(o, "name", os->name, "hwloc gave the OS device no name");
-	rc |= si_str(o, "kind", net ? "network" : "openfabrics", NULL);
-	rc |= si_pci_fields(o, pci, "not under a PCI device");
-	rc |= si_locality(o, t, os);
-	if (!si_safe_name(os->name))
-		return rc | si_null(o, "speed_mbps", "no usable device name");
-	if (net)
-		return rc | si_netdev(o, os->name);
-	rc |= si_null(o, "speed_mbps", "an RDMA device has per-port rates: see ports");
-	return rc | si_ib_ports(o, os->name);
-}
-
-static int si_has_net_osdev(hwloc_obj_t p)
-{
-	for (hwloc_obj_t c = p->io_first_child; c; c = c->next_sibling)
-		if (c->type == HWLOC_OBJ_OS_DEVICE && (c->attr->osdev.type == HWLOC_OBJ_OSDEV_NETWORK ||
-						       c->attr->osdev.type == HWLOC_OBJ_OSDEV_OPENFABRICS))
-			return 1;
-	return 0;
-}
-
-/* A network-class PCI function that the OS shows no device for. */
-static int si_nic_bare_pci(cJSON *arr, hwloc_topology_t t, hwloc_obj_t p)
-{
-	static const char why[] = "no network OS device under this PCI device";
-	cJSON *o = si_push_obj(arr);
-	int rc;
-	if (!o)
-		return MB_ERR_NOMEM;
-	rc = si_null(o, "name", why);
-	rc |= si_str(o, "kind", "pci", NULL);
-	rc |= si_pci_fields(o, p, NULL);
-	rc |= si_locality(o, t, p);
-	return rc | si_null(o, "speed_mbps", why);
-}
-
-static int si_nics_fill(cJSON *arr, hwloc_topology_t t)
-{
-	int rc = 0;
-	for (hwloc_obj_t os = NULL; !rc && (os = hwloc_get_next_osdev(t, os));)
-		if (os->attr->osdev.type == HWLOC_OBJ_OSDEV_NETWORK ||
-		    os->attr->osdev.type == HWLOC_OBJ_OSDEV_OPENFABRICS)
-			rc = si_nic_osdev(arr, t, os);
-	for (hwloc_obj_t p = NULL; !rc && (p = hwloc_get_next_pcidev(t, p));) {
-		unsigned cls = p->attr->pcidev.class_id;
-		if ((cls >> 8 == 0x02 || cls == 0x0c06) && !si_has_net_osdev(p))
-			rc = si_nic_bare_pci(arr, t, p);
-	}
-	return rc;
-}
-
-static int si_nics(cJSON *o, hwloc_topology_t t, const char *why)
-{
-	cJSON *arr;
-	if (!t)
-		return si_null(o, "nics", why);
-	if (hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PCI_DEVICE) <= 0 &&
-	    hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_OS_DEVICE) <= 0)
-		return si_null(o, "nics", "hwloc found no PCI or OS devices");
-	if (!(arr = cJSON_CreateArray()))
-		return MB_ERR_NOMEM;
-	return si_attach(o, "nics", arr, si_nics_fill(arr, t));
+	return mb_si_attach(o, "caches", arr, rc);
 }
 
 cJSON *mb_sysinfo_system(void)
@@ -808,8 +478,8 @@ cJSON *mb_sysinfo_system(void)
 		rc |= si_count(o, "numa_nodes", t, HWLOC_OBJ_NUMANODE, why);
 		rc |= si_memory(o, t);
 		rc |= si_caches(o, t, why);
-		rc |= si_accelerators(o, t, why);
-		rc |= si_nics(o, t, why);
+		rc |= mb_si_accelerators(o, t, why);
+		rc |= mb_si_nics(o, t, why);
 	}
 	if (t)
 		hwloc_topology_destroy(t);
@@ -829,8 +499,8 @@ static int si_compiler(cJSON *o)
 	buf[0] = '\0';
 #endif
 	if (!buf[0])
-		return si_null(o, "compiler", "compiler is neither gcc nor clang");
-	return si_str(o, "compiler", si_trim(buf), NULL);
+		return mb_si_null(o, "compiler", "compiler is neither gcc nor clang");
+	return mb_si_str(o, "compiler", mb_si_trim(buf), NULL);
 }
 
 /* A full hex object name (SHA-1 or SHA-256), the only thing trusted as a commit. */
@@ -846,9 +516,9 @@ static int si_git(cJSON *o)
 	if (!si_is_commit(MB_GIT_COMMIT)) {
 		snprintf(why, sizeof why, "not built from a git commit (build recorded \"%.60s\")",
 			 MB_GIT_COMMIT);
-		return si_null(o, "git_commit", why) | si_null(o, "git_dirty", why);
+		return mb_si_null(o, "git_commit", why) | mb_si_null(o, "git_dirty", why);
 	}
-	if (si_str(o, "git_commit", MB_GIT_COMMIT, NULL) != 0 ||
+	if (mb_si_str(o, "git_commit", MB_GIT_COMMIT, NULL) != 0 ||
 	    !cJSON_AddBoolToObject(o, "git_dirty", MB_GIT_DIRTY))
 		return MB_ERR_NOMEM;
 	return 0;
@@ -865,8 +535,8 @@ static cJSON *si_lib_openblas(void)
 	s = openblas_get_config();
 	if (s)
 		mb_strlcpy(cfg, s, sizeof cfg);
-	rc = si_str(o, "config", s ? si_trim(cfg) : NULL, "openblas_get_config returned NULL");
-	rc |= si_str(o, "corename", openblas_get_corename(), "openblas_get_corename returned NULL");
+	rc = mb_si_str(o, "config", s ? mb_si_trim(cfg) : NULL, "openblas_get_config returned NULL");
+	rc |= mb_si_str(o, "corename", openblas_get_corename(), "openblas_get_corename returned NULL");
 	return si_done(o, rc);
 }
 
@@ -881,15 +551,15 @@ static cJSON *si_lib_mpi(void)
 	if (MPI_Get_library_version(buf, &len) == MPI_SUCCESS) {
 		buf[len >= 0 && len < (int)sizeof buf ? len : (int)sizeof buf - 1] = '\0';
 		buf[strcspn(buf, "\n")] = '\0';
-		rc = si_str(o, "library_version", si_trim(buf), NULL);
+		rc = mb_si_str(o, "library_version", mb_si_trim(buf), NULL);
 	} else {
-		rc = si_null(o, "library_version", "MPI_Get_library_version failed");
+		rc = mb_si_null(o, "library_version", "MPI_Get_library_version failed");
 	}
 	if (MPI_Get_version(&major, &minor) == MPI_SUCCESS) {
 		snprintf(std, sizeof std, "%d.%d", major, minor);
-		rc |= si_str(o, "standard", std, NULL);
+		rc |= mb_si_str(o, "standard", std, NULL);
 	} else {
-		rc |= si_null(o, "standard", "MPI_Get_version failed");
+		rc |= mb_si_null(o, "standard", "MPI_Get_version failed");
 	}
 	return si_done(o, rc);
 }
@@ -904,8 +574,8 @@ static cJSON *si_lib_hwloc(void)
 		return NULL;
 	snprintf(rt, sizeof rt, "0x%x", hwloc_get_api_version());
 	snprintf(ct, sizeof ct, "0x%x", (unsigned)HWLOC_API_VERSION);
-	rc = si_str(o, "api_version", rt, NULL);
-	rc |= si_str(o, "api_version_compiled", ct, NULL);
+	rc = mb_si_str(o, "api_version", rt, NULL);
+	rc |= mb_si_str(o, "api_version_compiled", ct, NULL);
 	return si_done(o, rc);
 }
 
@@ -918,8 +588,8 @@ static cJSON *si_lib_cjson(void)
 		return NULL;
 	snprintf(ct, sizeof ct, "%d.%d.%d", CJSON_VERSION_MAJOR, CJSON_VERSION_MINOR,
 		 CJSON_VERSION_PATCH);
-	rc = si_str(o, "version", cJSON_Version(), "cJSON_Version returned NULL");
-	rc |= si_str(o, "version_compiled", ct, NULL);
+	rc = mb_si_str(o, "version", cJSON_Version(), "cJSON_Version returned NULL");
+	rc |= mb_si_str(o, "version_compiled", ct, NULL);
 	return si_done(o, rc);
 }
 
@@ -929,14 +599,14 @@ static cJSON *si_libraries(void)
 	int rc;
 	if (!o)
 		return NULL;
-	rc = si_item(o, "openblas", si_lib_openblas());
-	rc |= si_item(o, "mpi", si_lib_mpi());
-	rc |= si_item(o, "hwloc", si_lib_hwloc());
-	rc |= si_item(o, "cjson", si_lib_cjson());
+	rc = mb_si_item(o, "openblas", si_lib_openblas());
+	rc |= mb_si_item(o, "mpi", si_lib_mpi());
+	rc |= mb_si_item(o, "hwloc", si_lib_hwloc());
+	rc |= mb_si_item(o, "cjson", si_lib_cjson());
 	/* the accelerator backends fill these when they are compiled in */
-	rc |= si_null(o, "cuda", "not built in");
-	rc |= si_null(o, "nccl", "not built in");
-	rc |= si_null(o, "cann", "not built in");
+	rc |= mb_si_null(o, "cuda", "not built in");
+	rc |= mb_si_null(o, "nccl", "not built in");
+	rc |= mb_si_null(o, "cann", "not built in");
 	return si_done(o, rc);
 }
 
@@ -946,12 +616,12 @@ cJSON *mb_sysinfo_build(void)
 	int rc;
 	if (!o)
 		return NULL;
-	rc = si_str(o, "moebench_version", MB_VERSION, NULL);
+	rc = mb_si_str(o, "moebench_version", MB_VERSION, NULL);
 	rc |= si_git(o);
 	rc |= si_compiler(o);
-	rc |= si_str(o, "cc", MB_CC, NULL);
-	rc |= si_str(o, "cflags", MB_CFLAGS, NULL);
-	rc |= si_item(o, "libraries", si_libraries());
+	rc |= mb_si_str(o, "cc", MB_CC, NULL);
+	rc |= mb_si_str(o, "cflags", MB_CFLAGS, NULL);
+	rc |= mb_si_item(o, "libraries", si_libraries());
 	return si_done(o, rc);
 }
 
