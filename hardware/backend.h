@@ -33,6 +33,8 @@ typedef enum {
 	MB_OP_GMM,           /* grouped matmul over contiguous row groups */
 	MB_OP_SWIGLU,        /* a = silu(g) * u, with [g|u] side by side */
 	MB_OP_SWIGLU_BWD,    /* d(a) -> d([g|u]) */
+	MB_OP_ATTN_FWD,      /* causal self-attention core: softmax(Q K^T * scale) V */
+	MB_OP_ATTN_BWD,      /* d(O) -> d(Q), d(K), d(V) */
 	MB_OP_COUNT
 } mb_op_kind;
 
@@ -101,6 +103,20 @@ typedef struct mb_op {
 		struct {
 			int64_t rows, ffn;
 		} act;
+		/* ATTN_FWD: in[0]=Q [batch][seq][heads][d_qk], in[1]=K
+		 *   [batch][seq][kv_heads][d_qk], in[2]=V [batch][seq][kv_heads][d_v];
+		 *   out[0]=O [batch][seq][heads][d_v], out[1]=lse fp32
+		 *   [batch][heads][seq] (log-sum-exp of each score row, kept for the
+		 *   backward). Query head h reads kv head h / (heads / kv_heads)
+		 *   (GQA; MHA and expanded MLA have kv_heads = heads). Causal: query
+		 *   i sees keys 0..i. MLA is d_qk = qk_nope + qk_rope, d_v = v_head_dim.
+		 * ATTN_BWD: in[0]=dO, in[1]=Q, in[2]=K, in[3]=V, in[4]=O, in[5]=lse;
+		 *   out[0]=dQ, out[1]=dK, out[2]=dV (shapes of Q, K, V). */
+		struct {
+			int64_t batch, seq, heads, kv_heads, d_qk, d_v;
+			float scale; /* usually 1/sqrt(d_qk) */
+			int causal;
+		} attn;
 	} u;
 } mb_op;
 

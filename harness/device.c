@@ -16,6 +16,8 @@ static const char *const op_names[MB_OP_COUNT] = {
 	[MB_OP_GMM] = "gmm",
 	[MB_OP_SWIGLU] = "swiglu",
 	[MB_OP_SWIGLU_BWD] = "swiglu_bwd",
+	[MB_OP_ATTN_FWD] = "attn_fwd",
+	[MB_OP_ATTN_BWD] = "attn_bwd",
 };
 
 const char *mb_op_name(mb_op_kind kind)

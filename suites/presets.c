@@ -18,7 +18,8 @@ const mb_model mb_models[] = {
 		.source = "moebench (synthetic)",
 		.layers = 4, .dense_layers = 1, .hidden = 64, .ffn_dense = 128, .moe_ffn = 32,
 		.experts = 8, .shared_experts = 1, .top_k = 2, .score = "softmax",
-		.attention = "gqa", .heads = 4, .kv_heads = 2, .head_dim = 16, .vocab = 256,
+		.attention = "gqa", .heads = 4, .kv_heads = 2, .head_dim = 16, .v_head_dim = 16,
+		.vocab = 256,
 	},
 	{
 		.name = "deepseek-v3",
@@ -26,7 +27,8 @@ const mb_model mb_models[] = {
 		.source = "DeepSeek-V3 config.json (arXiv 2412.19437)",
 		.layers = 61, .dense_layers = 3, .hidden = 7168, .ffn_dense = 18432, .moe_ffn = 2048,
 		.experts = 256, .shared_experts = 1, .top_k = 8, .score = "sigmoid",
-		.attention = "mla", .heads = 128, .kv_heads = 128, .head_dim = 192, .vocab = 129280,
+		.attention = "mla", .heads = 128, .kv_heads = 128, .head_dim = 192, .v_head_dim = 128,
+		.vocab = 129280,
 	},
 	{
 		.name = "pangu-ultra-moe",
@@ -34,7 +36,8 @@ const mb_model mb_models[] = {
 		.source = "openPangu-Ultra-MoE-718B config (arXiv 2505.04519)",
 		.layers = 61, .dense_layers = 3, .hidden = 7680, .ffn_dense = 18432, .moe_ffn = 2048,
 		.experts = 256, .shared_experts = 1, .top_k = 8, .score = "sigmoid",
-		.attention = "mla", .heads = 128, .kv_heads = 128, .head_dim = 192, .vocab = 153600,
+		.attention = "mla", .heads = 128, .kv_heads = 128, .head_dim = 192, .v_head_dim = 128,
+		.vocab = 153600,
 	},
 	{
 		.name = "pangu-pro-moe",
@@ -42,15 +45,19 @@ const mb_model mb_models[] = {
 		.source = "PanguProMoEConfig (arXiv 2505.21411)",
 		.layers = 48, .dense_layers = 0, .hidden = 5120, .ffn_dense = 0, .moe_ffn = 1344,
 		.experts = 64, .shared_experts = 4, .top_k = 8, .score = "softmax",
-		.attention = "gqa", .heads = 40, .kv_heads = 8, .head_dim = 128, .vocab = 153376,
+		.attention = "gqa", .heads = 40, .kv_heads = 8, .head_dim = 128, .v_head_dim = 128,
+		.vocab = 153376,
 	},
 	{
 		.name = "deepseek-v4-pro",
-		.summary = "DeepSeek-V4-Pro MoE FFN shapes, 1.6T total / 49B active",
+		.summary = "DeepSeek-V4-Pro, 1.6T total / 49B active; its compressed "
+			   "attention (CSA/HCA) is approximated by full attention with its head layout",
+		.approximated = 1,
 		.source = "DeepSeek-V4-Pro config copies (arXiv 2606.19348)",
 		.layers = 61, .dense_layers = 0, .hidden = 7168, .ffn_dense = 0, .moe_ffn = 3072,
 		.experts = 384, .shared_experts = 1, .top_k = 6, .score = "sigmoid",
-		.attention = "gqa", .heads = 128, .kv_heads = 1, .head_dim = 512, .vocab = 129280,
+		.attention = "gqa", .heads = 128, .kv_heads = 1, .head_dim = 512, .v_head_dim = 512,
+		.vocab = 129280,
 	},
 	{
 		.name = "mixtral-8x7b",
@@ -58,7 +65,8 @@ const mb_model mb_models[] = {
 		.source = "Mixtral-8x7B config (keras-hub README, HF config)",
 		.layers = 32, .dense_layers = 0, .hidden = 4096, .ffn_dense = 0, .moe_ffn = 14336,
 		.experts = 8, .shared_experts = 0, .top_k = 2, .score = "softmax",
-		.attention = "gqa", .heads = 32, .kv_heads = 8, .head_dim = 128, .vocab = 32000,
+		.attention = "gqa", .heads = 32, .kv_heads = 8, .head_dim = 128, .v_head_dim = 128,
+		.vocab = 32000,
 	},
 	{
 		.name = "qwen3-235b-a22b",
@@ -66,7 +74,8 @@ const mb_model mb_models[] = {
 		.source = "Qwen3-235B-A22B Megatron arguments (slime scripts)",
 		.layers = 94, .dense_layers = 0, .hidden = 4096, .ffn_dense = 0, .moe_ffn = 1536,
 		.experts = 128, .shared_experts = 0, .top_k = 8, .score = "softmax",
-		.attention = "gqa", .heads = 64, .kv_heads = 4, .head_dim = 128, .vocab = 151936,
+		.attention = "gqa", .heads = 64, .kv_heads = 4, .head_dim = 128, .v_head_dim = 128,
+		.vocab = 151936,
 	},
 };
 

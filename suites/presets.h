@@ -26,7 +26,10 @@ typedef struct mb_model {
 	int top_k;
 	const char *score;  /* router scoring: "softmax" or "sigmoid" */
 	const char *attention; /* "mha", "gqa", "mla" */
-	int heads, kv_heads, head_dim;
+	int heads, kv_heads;
+	int head_dim;       /* of queries and keys (MLA: qk_nope + qk_rope) */
+	int v_head_dim;     /* of values (equal to head_dim unless MLA) */
+	int approximated;   /* 1: attention not reproduced exactly (see summary) */
 	int vocab;
 } mb_model;
 
