@@ -21,6 +21,15 @@
 
 typedef struct mb_dev mb_dev;   /* a backend's open device (opaque) */
 typedef struct mb_plan mb_plan; /* a backend's prepared op (opaque) */
+typedef struct mb_comm mb_comm; /* a backend's communicator over a group (opaque) */
+
+/* A group of ranks to communicate in. mpi_comm points to an MPI_Comm (kept
+ * as void * so that this header needs no MPI); NULL means a group of one
+ * process with no MPI at all. */
+typedef struct mb_group {
+	int rank, size;
+	const void *mpi_comm;
+} mb_group;
 
 typedef enum {
 	MB_OP_GEMM,          /* C = alpha * op(A) op(B) + beta * C */
@@ -35,6 +44,8 @@ typedef enum {
 	MB_OP_SWIGLU_BWD,    /* d(a) -> d([g|u]) */
 	MB_OP_ATTN_FWD,      /* causal self-attention core: softmax(Q K^T * scale) V */
 	MB_OP_ATTN_BWD,      /* d(O) -> d(Q), d(K), d(V) */
+	MB_OP_ALLTOALLV,     /* each rank sends a variable number of rows to each rank */
+	MB_OP_ALLREDUCE,     /* sum of a buffer over the group, in place */
 	MB_OP_COUNT
 } mb_op_kind;
 
@@ -117,6 +128,17 @@ typedef struct mb_op {
 			float scale; /* usually 1/sqrt(d_qk) */
 			int causal;
 		} attn;
+		/* ALLTOALLV over comm: in[0]=send rows, in[1]=send_counts int64
+		 *   [size] (rows to each rank, host memory, read at launch),
+		 *   in[2]=recv_counts int64 [size] (host); out[0]=recv rows. Rows are
+		 *   row_bytes each, packed by destination (source) rank in rank
+		 *   order; capacity bounds the rows of either buffer.
+		 * ALLREDUCE over comm: out[0]=buffer of count elements of dtype,
+		 *   summed in place. */
+		struct {
+			mb_comm *comm;
+			int64_t row_bytes, capacity, count;
+		} coll;
 	} u;
 } mb_op;
 
@@ -160,6 +182,11 @@ typedef struct mb_backend {
 	int (*plan)(mb_dev *dev, const mb_op *op, mb_plan **out);
 	int (*launch)(mb_dev *dev, mb_plan *plan, const mb_io *io);
 	void (*plan_free)(mb_dev *dev, mb_plan *plan); /* accepts NULL */
+
+	/* Collectives (optional): a communicator over group, used by
+	 * ALLTOALLV and ALLREDUCE ops. Every rank of the group must call it. */
+	int (*comm_init)(mb_dev *dev, const mb_group *group, mb_comm **out);
+	void (*comm_free)(mb_dev *dev, mb_comm *comm); /* accepts NULL */
 } mb_backend;
 
 extern const mb_backend mb_backend_null;
@@ -181,5 +208,8 @@ int mb_dev_sync(const mb_backend *be, mb_dev *dev) MB_MUST_CHECK;
 int mb_dev_plan(const mb_backend *be, mb_dev *dev, const mb_op *op, mb_plan **out) MB_MUST_CHECK;
 int mb_dev_launch(const mb_backend *be, mb_dev *dev, mb_plan *plan, const mb_io *io) MB_MUST_CHECK;
 void mb_dev_plan_free(const mb_backend *be, mb_dev *dev, mb_plan *plan);
+int mb_dev_comm_init(const mb_backend *be, mb_dev *dev, const mb_group *group,
+		     mb_comm **out) MB_MUST_CHECK;
+void mb_dev_comm_free(const mb_backend *be, mb_dev *dev, mb_comm *comm);
 
 #endif

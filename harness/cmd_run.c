@@ -258,6 +258,7 @@ static int run_cases(run_args *a, mb_case_spec *cases, int ncases, mb_world *w, 
 	run.build = mb_sysinfo_build();
 	run.environment = mb_sysinfo_environment();
 
+	a->o.world = w;
 	install_signals();
 	int code = mb_runner_run(&a->o, dev, cases, ncases, &run, w->rank == 0 ? path : "/dev/null");
 	if (w->rank == 0 && !a->o.quiet)

@@ -18,6 +18,8 @@ static const char *const op_names[MB_OP_COUNT] = {
 	[MB_OP_SWIGLU_BWD] = "swiglu_bwd",
 	[MB_OP_ATTN_FWD] = "attn_fwd",
 	[MB_OP_ATTN_BWD] = "attn_bwd",
+	[MB_OP_ALLTOALLV] = "alltoallv",
+	[MB_OP_ALLREDUCE] = "allreduce",
 };
 
 const char *mb_op_name(mb_op_kind kind)
@@ -93,4 +95,18 @@ void mb_dev_plan_free(const mb_backend *be, mb_dev *dev, mb_plan *plan)
 {
 	if (plan && be->plan_free)
 		be->plan_free(dev, plan);
+}
+
+int mb_dev_comm_init(const mb_backend *be, mb_dev *dev, const mb_group *group, mb_comm **out)
+{
+	*out = NULL;
+	if (!be->comm_init)
+		return missing(be, "collectives");
+	return be->comm_init(dev, group, out);
+}
+
+void mb_dev_comm_free(const mb_backend *be, mb_dev *dev, mb_comm *comm)
+{
+	if (comm && be->comm_free)
+		be->comm_free(dev, comm);
 }

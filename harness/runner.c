@@ -173,13 +173,20 @@ static void print_row(const mb_case_result *r)
 
 static int interrupted(void) { return stop_signal != 0; }
 
-/* Launch and sync n iterations; samples (if given) get one time each. */
+static const mb_world solo = {.rank = 0, .size = 1, .launcher = "none"};
+
+/* Launch and sync n iterations; samples (if given) get one time each. With
+ * several ranks every iteration starts after a barrier (untimed), so each
+ * sample is one iteration on every rank; the runner then keeps, per
+ * iteration, the slowest rank's time. */
 static int iterate(const mb_suite *su, void *st, const mb_backend *be, mb_dev *dev, int n,
-		   double *samples)
+		   double *samples, const mb_world *w)
 {
 	for (int i = 0; i < n; i++) {
 		if (interrupted())
 			return 1;
+		if (w->size > 1)
+			mb_world_barrier(w);
 		uint64_t t0 = mb_now_ns();
 		int rc = su->run(st);
 		if (!rc)
@@ -200,12 +207,45 @@ static void set_status(mb_case_result *r, mb_case_status s, const char *what, in
 		 rc ? mb_errmsg() : "");
 }
 
+/* 1 if any rank says bad (every rank must call it at the same point). */
+static int any_rank(const mb_world *w, int bad)
+{
+	double x = bad ? 1 : 0;
+	mb_world_max(w, &x, 1);
+	return x > 0;
+}
+
+/* Combine the ranks' checks: counts summed, worst errors kept; a rank's
+ * detail is kept where that rank failed. */
+static void combine_checks(const mb_world *w, mb_check *c)
+{
+	if (w->size <= 1)
+		return;
+	double sums[4] = {(double)c->checked, (double)c->mismatched, (double)c->nonfinite,
+			  c->passed ? 0 : 1};
+	double worst[2] = {c->max_rel_err, c->max_abs_err};
+	mb_world_sum(w, sums, 4);
+	mb_world_max(w, worst, 2);
+	c->checked = (int64_t)sums[0];
+	c->mismatched = (int64_t)sums[1];
+	c->nonfinite = (int64_t)sums[2];
+	if (sums[3] > 0 && c->passed) {
+		c->passed = 0;
+		snprintf(c->detail, sizeof c->detail, "the check failed on %.0f of %d ranks",
+			 sums[3], w->size);
+	}
+	c->max_rel_err = worst[0];
+	c->max_abs_err = worst[1];
+}
+
 /* Run one case; returns 1 if it was interrupted (r is then not kept). */
 static int run_case(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cs, mb_case_result *r,
 		    double *scratch)
 {
 	const mb_suite *su = cs->suite;
-	mb_case_ctx ctx = {.be = o->be, .dev = dev, .params = &r->params, .seed = o->seed};
+	const mb_world *w = o->world ? o->world : &solo;
+	mb_case_ctx ctx = {.be = o->be, .dev = dev, .params = &r->params, .seed = o->seed,
+			   .world = mb_world_group(w)};
 	void *st = NULL;
 	int cut = 0;
 	mb_utc_now(r->start_time, sizeof r->start_time);
@@ -215,14 +255,16 @@ static int run_case(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cs, m
 	double t = mb_now_s();
 	int rc = su->setup(&ctx, &st);
 	r->setup_s = mb_now_s() - t;
-	if (rc) {
+	if (any_rank(w, rc != 0)) {
+		if (!rc)
+			mb_err(rc = MB_ERR_DEVICE, "setup failed on another rank");
 		set_status(r, rc == MB_ERR_UNSUPPORTED ? MB_CASE_SKIPPED : MB_CASE_ERROR, "setup", rc);
 		goto out;
 	}
 	t = mb_now_s();
-	rc = iterate(su, st, o->be, dev, o->warmup, NULL);
+	rc = iterate(su, st, o->be, dev, o->warmup, NULL, w);
 	if (!rc)
-		rc = iterate(su, st, o->be, dev, o->iters, r->samples);
+		rc = iterate(su, st, o->be, dev, o->iters, r->samples, w);
 	r->run_s = mb_now_s() - t;
 	if (rc == 1) {
 		cut = 1;
@@ -233,6 +275,7 @@ static int run_case(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cs, m
 		goto out;
 	}
 	r->nsamples = o->iters;
+	mb_world_max(w, r->samples, r->nsamples);
 	mb_stats_compute(r->samples, r->nsamples, scratch, &r->stats);
 	if (r->has_cost)
 		mb_metrics_derive(&r->cost, &r->stats, &r->metrics);
@@ -251,6 +294,10 @@ static int run_case(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cs, m
 	rc = su->verify(st, &r->check);
 	r->verify_s = mb_now_s() - t;
 	r->has_check = rc == 0;
+	if (any_rank(w, rc != 0) && !rc)
+		mb_err(rc = MB_ERR_DEVICE, "verify failed on another rank");
+	if (!rc)
+		combine_checks(w, &r->check);
 	if (rc)
 		set_status(r, MB_CASE_ERROR, "verify", rc);
 	else if (!r->check.passed)

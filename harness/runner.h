@@ -10,6 +10,7 @@
 #define MB_RUNNER_H
 
 #include "result.h"
+#include "world.h"
 
 #define MB_MAX_CASES 4096
 
@@ -24,6 +25,7 @@ typedef struct mb_run_opts {
 	int warmup, iters;
 	uint64_t seed;
 	int quiet;             /* no table on stdout */
+	const mb_world *world; /* NULL: one process */
 } mb_run_opts;
 
 /* One case to run: a suite and its resolved parameters. */

@@ -58,6 +58,7 @@ typedef struct mb_case_ctx {
 	mb_dev *dev;
 	const mb_params *params;
 	uint64_t seed;
+	mb_group world; /* every rank of the run (size 1 without a launcher) */
 } mb_case_ctx;
 
 typedef struct mb_suite {
