@@ -46,6 +46,13 @@ typedef enum {
 	MB_OP_ATTN_BWD,      /* d(O) -> d(Q), d(K), d(V) */
 	MB_OP_ALLTOALLV,     /* each rank sends a variable number of rows to each rank */
 	MB_OP_ALLREDUCE,     /* sum of a buffer over the group, in place */
+	MB_OP_RMSNORM,       /* y = x / rms(x) * gamma, per row */
+	MB_OP_RMSNORM_BWD,   /* d(y) -> d(x), d(gamma) */
+	MB_OP_EMBED,         /* y[r] = table[ids[r]] */
+	MB_OP_EMBED_BWD,     /* d(table) = scatter-add of d(y) rows by id */
+	MB_OP_XENT,          /* mean softmax cross-entropy and its gradient */
+	MB_OP_ADAMW,         /* one AdamW step on a parameter buffer */
+	MB_OP_ADD,           /* y += alpha * x, element-wise */
 	MB_OP_COUNT
 } mb_op_kind;
 
@@ -139,6 +146,31 @@ typedef struct mb_op {
 			mb_comm *comm;
 			int64_t row_bytes, capacity, count;
 		} coll;
+		/* RMSNORM: in[0]=x [rows][dim], in[1]=gamma [dim]; out[0]=y,
+		 *   out[1]=rstd fp32 [rows] (1/sqrt(mean(x^2) + eps), for the bwd).
+		 * RMSNORM_BWD: in[0]=dy, in[1]=x, in[2]=gamma, in[3]=rstd;
+		 *   out[0]=dx (dx += when accumulate), out[1]=dgamma [dim]
+		 *   (overwritten; summed over rows in a fixed order).
+		 * EMBED: in[0]=table [vocab][dim], in[1]=ids int32 [rows];
+		 *   out[0]=y [rows][dim].
+		 * EMBED_BWD: in[0]=dy [rows][dim], in[1]=ids; out[0]=dtable
+		 *   [vocab][dim] (overwritten; deterministic order).
+		 * XENT: in[0]=logits [rows][vocab], in[1]=targets int32 [rows];
+		 *   out[0]=dlogits [rows][vocab] (gradient of the mean loss),
+		 *   out[1]=loss fp32 [1] (mean over rows).
+		 * ADD: in[0]=x [rows*dim]; out[0]=y; y += alpha * x. */
+		struct {
+			int64_t rows, dim, vocab;
+			float eps, alpha;
+			int accumulate;
+		} row;
+		/* ADAMW: in[0]=grad [count]; out[0]=param, out[1]=m, out[2]=v
+		 *   (all fp32, updated in place). The plan counts its launches: the
+		 *   n-th launch uses step n for the bias correction. */
+		struct {
+			int64_t count;
+			float lr, beta1, beta2, eps, weight_decay;
+		} adamw;
 	} u;
 } mb_op;
 

@@ -20,6 +20,13 @@ static const char *const op_names[MB_OP_COUNT] = {
 	[MB_OP_ATTN_BWD] = "attn_bwd",
 	[MB_OP_ALLTOALLV] = "alltoallv",
 	[MB_OP_ALLREDUCE] = "allreduce",
+	[MB_OP_RMSNORM] = "rmsnorm",
+	[MB_OP_RMSNORM_BWD] = "rmsnorm_bwd",
+	[MB_OP_EMBED] = "embed",
+	[MB_OP_EMBED_BWD] = "embed_bwd",
+	[MB_OP_XENT] = "xent",
+	[MB_OP_ADAMW] = "adamw",
+	[MB_OP_ADD] = "add",
 };
 
 const char *mb_op_name(mb_op_kind kind)

@@ -28,6 +28,7 @@ const mb_model mb_models[] = {
 		.layers = 61, .dense_layers = 3, .hidden = 7168, .ffn_dense = 18432, .moe_ffn = 2048,
 		.experts = 256, .shared_experts = 1, .top_k = 8, .score = "sigmoid",
 		.attention = "mla", .heads = 128, .kv_heads = 128, .head_dim = 192, .v_head_dim = 128,
+		.q_lora = 1536, .kv_lora = 512, .qk_rope = 64,
 		.vocab = 129280,
 	},
 	{
@@ -37,6 +38,7 @@ const mb_model mb_models[] = {
 		.layers = 61, .dense_layers = 3, .hidden = 7680, .ffn_dense = 18432, .moe_ffn = 2048,
 		.experts = 256, .shared_experts = 1, .top_k = 8, .score = "sigmoid",
 		.attention = "mla", .heads = 128, .kv_heads = 128, .head_dim = 192, .v_head_dim = 128,
+		.q_lora = 1536, .kv_lora = 512, .qk_rope = 64,
 		.vocab = 153600,
 	},
 	{

@@ -29,6 +29,7 @@ typedef struct mb_model {
 	int heads, kv_heads;
 	int head_dim;       /* of queries and keys (MLA: qk_nope + qk_rope) */
 	int v_head_dim;     /* of values (equal to head_dim unless MLA) */
+	int q_lora, kv_lora, qk_rope; /* MLA low-rank widths and the rope part (0 otherwise) */
 	int approximated;   /* 1: attention not reproduced exactly (see summary) */
 	int vocab;
 } mb_model;
