@@ -4,7 +4,8 @@
 
 #include "result.h"
 
-/* Fill out from cost c and statistics s; underivable metrics are NAN. */
-void mb_metrics_derive(const mb_cost *c, const mb_stats *s, mb_metrics *out);
+/* Fill out from cost c and statistics s over ranks ranks; underivable
+ * metrics are NAN. */
+void mb_metrics_derive(const mb_cost *c, const mb_stats *s, int ranks, mb_metrics *out);
 
 #endif

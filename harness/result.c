@@ -156,6 +156,8 @@ static void add_cost_metrics(cJSON *c, const mb_case_result *r)
 	mb_json_add_num(m, "tflops_palm", r->metrics.tflops_palm);
 	mb_json_add_num(m, "tokens_per_s", r->metrics.tokens_per_s);
 	mb_json_add_num(m, "gbps", r->metrics.gbps);
+	mb_json_add_num(m, "busbw_gbps", r->metrics.busbw_gbps);
+	mb_json_add_num(m, "to_others_gbps", r->metrics.to_others_gbps);
 	cJSON_AddNullToObject(m, "mfu_pct");
 	cJSON_AddStringToObject(m, "mfu_reason",
 				"no published peak for this device in hardware/specs yet");

@@ -26,7 +26,9 @@ typedef struct mb_metrics {
 	double tflops_best;    /* model FLOPs / min time / 1e12 */
 	double tflops_palm;    /* PaLM-convention FLOPs / p50 time / 1e12 */
 	double tokens_per_s;   /* tokens / p50 time */
-	double gbps;           /* bytes / p50 time / 1e9 */
+	double gbps;           /* bytes / p50 time / 1e9: nccl-tests' algbw */
+	double busbw_gbps;     /* gbps * (n-1)/n over n ranks: nccl-tests' alltoall busbw */
+	double to_others_gbps; /* comm_bytes (sent to other ranks) / p50 time / 1e9 */
 } mb_metrics;
 
 typedef struct mb_case_result {

@@ -278,7 +278,7 @@ static int run_case(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cs, m
 	mb_world_max(w, r->samples, r->nsamples);
 	mb_stats_compute(r->samples, r->nsamples, scratch, &r->stats);
 	if (r->has_cost)
-		mb_metrics_derive(&r->cost, &r->stats, &r->metrics);
+		mb_metrics_derive(&r->cost, &r->stats, w->size, &r->metrics);
 
 	mb_dev_info di;
 	o->be->describe(dev, &di);
