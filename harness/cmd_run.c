@@ -247,6 +247,7 @@ static int run_cases(run_args *a, mb_case_spec *cases, int ncases, mb_world *w, 
 	be->describe(dev, &run.dev);
 	run.have_dev = 1;
 	run.model = a->o.model->name;
+	run.model_approximated = a->o.model->approximated;
 	run.size = mb_size_name(a->o.size);
 	run.seed = a->o.seed;
 	run.warmup = a->o.warmup;

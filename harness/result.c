@@ -277,6 +277,7 @@ cJSON *mb_result_to_json(const mb_run *run)
 		cJSON_AddStringToObject(cfg, "model", run->model);
 	else
 		cJSON_AddNullToObject(cfg, "model");
+	cJSON_AddStringToObject(cfg, "attention", run->model_approximated ? "approximated" : "exact");
 	cJSON_AddStringToObject(cfg, "size", run->size ? run->size : "");
 	mb_json_add_u64(cfg, "seed", run->seed);
 	cJSON_AddNumberToObject(cfg, "warmup", run->warmup);

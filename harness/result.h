@@ -60,6 +60,7 @@ typedef struct mb_run {
 	mb_dev_info dev;
 	int have_dev;
 	const char *model;     /* model preset name or NULL */
+	int model_approximated; /* the preset's attention is not reproduced exactly */
 	const char *size;      /* size preset name */
 	uint64_t seed;
 	int warmup, iters;
