@@ -219,114 +219,34 @@ static mb_ref_moe gmm_problem(const gmm_state *st)
 			    .w1 = st->w1, .w2 = st->w2, .dy = st->dy};
 }
 
-/* ---- skew ---- */
-
-/* Top-k of v[0..E) (ties to the lower index), as the backends choose. */
-static void topk(const double *v, int64_t E, int64_t K, int32_t *idx, double *key)
-{
-	int64_t n = 0;
-	for (int64_t e = 0; e < E; e++) {
-		if (n == K && !(v[e] > key[K - 1]))
-			continue;
-		int64_t q = n < K ? n++ : K - 1;
-		for (; q > 0 && v[e] > key[q - 1]; q--) {
-			key[q] = key[q - 1];
-			idx[q] = idx[q - 1];
-		}
-		key[q] = v[e];
-		idx[q] = (int32_t)e;
-	}
-}
-
-/* The skew bias. Goal: expert e (rank e+1) gets a share of the pairs
- * proportional to 1/(e+1)^skew. Method: calibrate on the host against the
- * run's own fp64 scores for the first min(tokens, 2^21/experts) tokens. Start
- * from b_e = -skew * sd * ln(e+1) (exact for top-1 if the scores were
- * Gumbel-distributed with scale sd), then 40 damped steps of
- * b_e += sd/2 * (ln(target_e+1) - ln(count_e+1)), keeping the bias whose
- * counts are closest in L1 to the targets. Targets above one pair per token
- * (an expert cannot take a token twice) are capped and the excess spread over
- * the others. The result is approximate; info reports the measured groups. */
+/* ---- skew ----
+ *
+ * The router's choice gets a per-expert bias so that expert e's expected
+ * share of the pairs is proportional to 1/(e+1)^skew (a Zipf law over the
+ * expert ranks); the bias is calibrated on the host against this run's own
+ * fp64 scores (mb_ref_skew_bias in ref.c says how). It is approximate: info
+ * reports the group sizes the device actually produced. */
 static int gmm_skew_bias(gmm_state *st)
 {
 	const gmm_shape *s = &st->s;
-	const int64_t E = s->E, K = s->k;
-	int64_t S = (int64_t)(1 << 21) / E;
-	S = S < 64 ? 64 : S;
-	S = S < s->T ? S : s->T;
-	double *sc = malloc((size_t)(S * E + 5 * E + K) * sizeof(double));
-	int32_t *idx = malloc((size_t)K * sizeof(int32_t));
+	const int64_t E = s->E;
+	int64_t n = (int64_t)(1 << 21) / E; /* enough tokens for the shares, bounded work */
+	n = n < 64 ? 64 : n;
+	n = n < s->T ? n : s->T;
+	double *sc = malloc((size_t)(n * E) * sizeof *sc);
 	st->bias = mb_alloc((size_t)E * sizeof(float));
-	if (!sc || !idx || !st->bias) {
+	if (!sc || !st->bias) {
 		free(sc);
-		free(idx);
 		return mb_err(MB_ERR_NOMEM, "gmm: out of memory calibrating the skew bias");
 	}
-	double *tgt = sc + S * E, *b = tgt + E, *best = b + E, *v = best + E;
-	double *counts = v + E, *key = counts + E;
 	const mb_ref_moe m = gmm_problem(st);
-	double mean = 0.0, var = 0.0;
-	for (int64_t t = 0; t < S; t++) {
+	for (int64_t t = 0; t < n; t++) {
 		mb_ref_logits(&m, t, sc + t * E);
 		mb_ref_scores(s->score, sc + t * E, E, sc + t * E);
-		for (int64_t e = 0; e < E; e++)
-			mean += sc[t * E + e];
 	}
-	mean /= (double)(S * E);
-	for (int64_t i = 0; i < S * E; i++)
-		var += (sc[i] - mean) * (sc[i] - mean);
-	double sd = sqrt(var / (double)(S * E));
-	sd = sd > 1e-6 ? sd : 1e-6;
-
-	double norm = 0.0;
-	for (int64_t e = 0; e < E; e++)
-		norm += tgt[e] = pow((double)(e + 1), -s->skew);
-	for (int64_t e = 0; e < E; e++)
-		tgt[e] *= (double)(S * K) / norm;
-	for (int round = 0; round < 64; round++) { /* cap at S, spread the excess */
-		double excess = 0.0, free_w = 0.0;
-		for (int64_t e = 0; e < E; e++)
-			if (tgt[e] > (double)S) {
-				excess += tgt[e] - (double)S;
-				tgt[e] = (double)S;
-			} else if (tgt[e] < (double)S) {
-				free_w += tgt[e];
-			}
-		if (excess <= 1e-9 || free_w <= 0.0)
-			break;
-		for (int64_t e = 0; e < E; e++)
-			if (tgt[e] < (double)S)
-				tgt[e] += excess * tgt[e] / free_w;
-	}
-
-	double best_err = INFINITY;
-	for (int64_t e = 0; e < E; e++)
-		b[e] = -s->skew * sd * log((double)(e + 1));
-	for (int it = 0; it < 40; it++) {
-		for (int64_t e = 0; e < E; e++)
-			counts[e] = 0.0;
-		for (int64_t t = 0; t < S; t++) {
-			for (int64_t e = 0; e < E; e++)
-				v[e] = sc[t * E + e] + b[e];
-			topk(v, E, K, idx, key);
-			for (int64_t j = 0; j < K; j++)
-				counts[idx[j]] += 1.0;
-		}
-		double err = 0.0;
-		for (int64_t e = 0; e < E; e++)
-			err += fabs(counts[e] - tgt[e]);
-		if (err < best_err) {
-			best_err = err;
-			memcpy(best, b, (size_t)E * sizeof(double));
-		}
-		for (int64_t e = 0; e < E; e++)
-			b[e] += 0.5 * sd * (log(tgt[e] + 1.0) - log(counts[e] + 1.0));
-	}
-	for (int64_t e = 0; e < E; e++)
-		st->bias[e] = (float)best[e];
+	int rc = mb_ref_skew_bias(sc, n, E, s->k, s->skew, st->bias);
 	free(sc);
-	free(idx);
-	return 0;
+	return rc;
 }
 
 /* ---- setup ---- */
@@ -622,7 +542,8 @@ static void gmm_teardown(void *state)
  * Every output is compared with the fp64 reference (ref.c) evaluated with
  * the device's own routing: near-ties in the top-k can make fp32 and fp64
  * pick different experts, so the device's choice is first checked to be a
- * valid top-k of the fp64 scores (within tie_tol), and the reference then
+ * valid top-k of the fp64 scores (within 1e-5, bf16 1e-2, times
+ * 1 + max |bias|), and the reference then
  * follows it. Offsets must match the choice exactly.
  *
  * Error metric: |got - ref| / (max |ref| over the values compared of that
@@ -635,6 +556,9 @@ static void gmm_teardown(void *state)
  * magnitude of margin while one wrong element, a swapped group or a missed
  * term is off by far more (the fault tests add 1.0 to values of ~0.1-1).
  * bf16 (8-bit mantissa, eps 2^-8 per rounding of each stored operand): 3e-2.
+ * One exception: with top_k = 1 the renormalised weight is identically 1, so
+ * dlogits and dWr are exactly zero and max |ref| is fp64 rounding noise; their
+ * scale is then floored at 1 (an absolute tolerance).
  *
  * A full reference costs 9 pairs hidden ffn multiply-adds; above 2e9 (the
  * standard preset is ~3e10) a seeded sample is checked instead: Y, dX and
@@ -658,6 +582,8 @@ static const char method_sampled[] =
 
 typedef struct gmm_cmp {
 	mb_check *out;
+	double router_floor; /* scale floor for dlogits and dWr (see above) */
+	int64_t grp_rows, cols; /* per-expert tensor shape for messages, or 0 */
 	double worst;
 	char worst_what[200];
 	char first_bad[200]; /* first routing, offset or non-finite failure */
@@ -704,12 +630,14 @@ static void scan(gmm_cmp *c, const char *name, const float *x, int64_t n, int64_
 }
 
 /* Compare n rows of width values: got row rows_at[s] (s if NULL) with ref row
- * s; label[s] (if given) names the value in messages. */
+ * s; label[s] (if given) names the value in messages. The scale is max |ref|,
+ * but at least floor. */
 static void cmp_rows(gmm_cmp *c, const char *name, const float *got, const int64_t *rows_at,
-		     const double *ref, int64_t n, int64_t width, const int64_t *label)
+		     const double *ref, int64_t n, int64_t width, const int64_t *label,
+		     double floor)
 {
 	mb_check *o = c->out;
-	double scale = 0.0;
+	double scale = floor;
 	for (int64_t i = 0; i < n * width; i++)
 		scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
 	scale += 1e-30;
@@ -723,15 +651,21 @@ static void cmp_rows(gmm_cmp *c, const char *name, const float *got, const int64
 			o->max_abs_err = d > o->max_abs_err ? d : o->max_abs_err;
 			o->max_rel_err = rel > o->max_rel_err ? rel : o->max_rel_err;
 			if (isnan(rel) ? !isnan(c->worst) : rel > c->worst) {
-				c->worst = rel;
-				if (label)
-					snprintf(c->worst_what, sizeof c->worst_what,
-						 "%s[%lld]: got %.7g, reference %.7g", name,
-						 (long long)label[s], g, r);
+				/* name the element: [row][col], or [expert][row][col] */
+				const int64_t at = label ? label[s] : row * width + i;
+				const int64_t cols = c->cols ? c->cols : width;
+				char where[64];
+				if (c->grp_rows)
+					snprintf(where, sizeof where, "[%lld][%lld][%lld]",
+						 (long long)(at / cols / c->grp_rows),
+						 (long long)(at / cols % c->grp_rows),
+						 (long long)(at % cols));
 				else
-					snprintf(c->worst_what, sizeof c->worst_what,
-						 "%s[%lld][%lld]: got %.7g, reference %.7g", name,
-						 (long long)row, (long long)i, g, r);
+					snprintf(where, sizeof where, "[%lld][%lld]",
+						 (long long)(at / cols), (long long)(at % cols));
+				c->worst = rel;
+				snprintf(c->worst_what, sizeof c->worst_what,
+					 "%s%s: got %.7g, reference %.7g", name, where, g, r);
 			}
 		}
 	}
@@ -804,29 +738,10 @@ static int vf_routing(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
 		bmax = fabs(st->bias[e]) > bmax ? fabs(st->bias[e]) : bmax;
 	const double tie = (s->dt == MB_FP32 ? 1e-5 : 1e-2) * (1.0 + bmax);
 	for (int64_t t = 0; t < T; t++) {
-		const double *sc = hs->sc + t * E;
-		const int32_t *it = hs->idx + t * K;
-		double lo = INFINITY, hi = -INFINITY, prev = INFINITY;
-		int ok = 1;
-		for (int64_t j = 0; j < K; j++) {
-			double v = sc[it[j]] + (st->bias ? st->bias[it[j]] : 0.0);
-			ok &= v <= prev + tie; /* best first */
-			prev = v;
-			lo = v < lo ? v : lo;
-			for (int64_t q = 0; q < j; q++)
-				ok &= it[q] != it[j];
-		}
-		for (int64_t e = 0; e < E; e++) {
-			int chosen = 0;
-			for (int64_t j = 0; j < K; j++)
-				chosen |= it[j] == e;
-			double v = sc[e] + (st->bias ? st->bias[e] : 0.0);
-			if (!chosen && v > hi)
-				hi = v;
-		}
-		ok &= !(lo < hi - tie);
+		double lo, hi;
 		o->checked++;
-		if (!ok) {
+		if (!mb_ref_topk_valid(hs->sc + t * E, st->bias, E, hs->idx + t * K, K, tie, &lo,
+				       &hi)) {
 			o->mismatched++;
 			bad(c, "routing: token %lld's choice is not a top-%lld of the fp64 scores "
 			       "(worst chosen %.7g, best unchosen %.7g)",
@@ -842,7 +757,7 @@ static int vf_routing(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
 			    (long long)hs->off[e], (long long)hs->start[e]);
 		}
 	}
-	cmp_rows(c, "w", hs->w, NULL, hs->wref, T, K, NULL);
+	cmp_rows(c, "w", hs->w, NULL, hs->wref, T, K, NULL, 0.0);
 	return 0;
 }
 
@@ -865,26 +780,29 @@ static int vf_full(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
 	if (rc)
 		return rc;
 	mb_ref_router_dwr(&m, hs->rdl, hs->rdwr);
-	cmp_rows(c, "Y", hs->y, NULL, hs->ry, T, h, NULL);
-	cmp_rows(c, "dX", hs->dx, NULL, hs->rdx, T, h, NULL);
-	cmp_rows(c, "dlogits", hs->dl, NULL, hs->rdl, T, E, NULL);
-	cmp_rows(c, "dWr", hs->dwr, NULL, hs->rdwr, h, E, NULL);
+	cmp_rows(c, "Y", hs->y, NULL, hs->ry, T, h, NULL, 0.0);
+	cmp_rows(c, "dX", hs->dx, NULL, hs->rdx, T, h, NULL, 0.0);
+	cmp_rows(c, "dlogits", hs->dl, NULL, hs->rdl, T, E, NULL, c->router_floor);
+	cmp_rows(c, "dWr", hs->dwr, NULL, hs->rdwr, h, E, NULL, c->router_floor);
 	rc = gmm_fetch(st, B_DW1, 0, (size_t)(E * h * 2 * f), hs->slice);
 	if (rc)
 		return rc;
 	scan(c, "dW1", hs->slice, E * h * 2 * f, 0);
-	cmp_rows(c, "dW1", hs->slice, NULL, hs->rdw1, E * h, 2 * f, NULL);
+	c->grp_rows = h;
+	cmp_rows(c, "dW1", hs->slice, NULL, hs->rdw1, E * h, 2 * f, NULL, 0.0);
 	rc = gmm_fetch(st, B_DW2, 0, (size_t)(E * f * h), hs->slice);
 	if (rc)
 		return rc;
 	scan(c, "dW2", hs->slice, E * f * h, 0);
-	cmp_rows(c, "dW2", hs->slice, NULL, hs->rdw2, E * f, h, NULL);
+	c->grp_rows = f;
+	cmp_rows(c, "dW2", hs->slice, NULL, hs->rdw2, E * f, h, NULL, 0.0);
+	c->grp_rows = 0;
 	return 0;
 }
 
-/* The sampled tokens: the first token of each of the first 16 non-empty
- * groups (where a fault in a group's first row would show), then seeded
- * random ones; n = min(tokens, 32). */
+/* The sampled tokens, n = min(tokens, 32): the first token of each non-empty
+ * group, up to n/2 of them (where a fault in a group's first row would show),
+ * then seeded random ones. */
 static int64_t vf_pick_tokens(const gmm_state *st, gmm_host *hs)
 {
 	const int64_t T = st->s.T, E = st->s.E, n = T < SAMPLE_TOKENS ? T : SAMPLE_TOKENS;
@@ -926,11 +844,13 @@ static int vf_dw_entries(const gmm_state *st, gmm_host *hs, gmm_cmp *c, int whic
 	const mb_ref_moe m = gmm_problem(st);
 	const int64_t corners = E < 16 ? E : 16;
 	for (int64_t n = 0; n < SAMPLE_ENTRIES; n++) {
-		uint64_t r = mb_rand_u64(st->seed, S_SAMPLE, (uint64_t)(1000000 + 2 * n + which));
-		int64_t e = n % E, i = 0, j = 0;
+		/* every expert in turn (at random when there are more than entries) */
+		const uint64_t r = mb_rand_u64(st->seed, S_SAMPLE, (uint64_t)(1000000 + 2 * n + which));
+		int64_t e = E <= SAMPLE_ENTRIES || n < corners ? n % E : (int64_t)(r % (uint64_t)E);
+		int64_t i = 0, j = 0;
 		if (n >= corners) {
-			i = (int64_t)(r % (uint64_t)rows);
-			j = (int64_t)((r >> 32) % (uint64_t)cols);
+			i = (int64_t)((r >> 20) % (uint64_t)rows);
+			j = (int64_t)((r >> 42) % (uint64_t)cols);
 		}
 		hs->label[n] = e * per + i * cols + j;
 	}
@@ -952,7 +872,10 @@ static int vf_dw_entries(const gmm_state *st, gmm_host *hs, gmm_cmp *c, int whic
 			if (hs->label[n] / per == e)
 				hs->got[n] = hs->slice[hs->label[n] % per];
 	}
-	cmp_rows(c, name, hs->got, NULL, hs->ref, SAMPLE_ENTRIES, 1, hs->label);
+	c->grp_rows = rows;
+	c->cols = cols;
+	cmp_rows(c, name, hs->got, NULL, hs->ref, SAMPLE_ENTRIES, 1, hs->label, 0.0);
+	c->grp_rows = c->cols = 0;
 	return 0;
 }
 
@@ -982,13 +905,13 @@ static int vf_sampled(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
 				   hs->rdx, hs->rdl, NULL, NULL);
 	if (rc)
 		return rc;
-	cmp_rows(c, "Y", hs->y, hs->tok, hs->ry, nt, h, NULL);
-	cmp_rows(c, "dX", hs->dx, hs->tok, hs->rdx, nt, h, NULL);
-	cmp_rows(c, "dlogits", hs->dl, hs->tok, hs->rdl, nt, E, NULL);
+	cmp_rows(c, "Y", hs->y, hs->tok, hs->ry, nt, h, NULL, 0.0);
+	cmp_rows(c, "dX", hs->dx, hs->tok, hs->rdx, nt, h, NULL, 0.0);
+	cmp_rows(c, "dlogits", hs->dl, hs->tok, hs->rdl, nt, E, NULL, c->router_floor);
 	for (int64_t i = 0; i < T * E; i++)
 		hs->dl64[i] = hs->dl[i];
 	mb_ref_router_dwr(&m, hs->dl64, hs->rdwr);
-	cmp_rows(c, "dWr", hs->dwr, NULL, hs->rdwr, h, E, NULL);
+	cmp_rows(c, "dWr", hs->dwr, NULL, hs->rdwr, h, E, NULL, c->router_floor);
 	rc = vf_dw_entries(st, hs, c, 0);
 	if (!rc)
 		rc = vf_dw_entries(st, hs, c, 1);
@@ -1007,7 +930,7 @@ static int gmm_verify(void *state, mb_check *out)
 				 4.0 * (2.0 * s->E * s->h * s->f);
 	const int full = macs <= FULL_MACS && ref_bytes <= 2.0 * GIB;
 	out->method = full ? method_full : method_sampled;
-	gmm_cmp c = {.out = out};
+	gmm_cmp c = {.out = out, .router_floor = s->k == 1 ? 1.0 : 0.0};
 	gmm_host hs = {0};
 	int rc = vf_fetch(st, &hs, &c);
 	if (!rc && !vf_routing(st, &hs, &c))

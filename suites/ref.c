@@ -46,6 +46,134 @@ void mb_rand_fill(float *x, size_t n, uint64_t seed, uint64_t stream, double a)
 	}
 }
 
+/* ---- routing ---- */
+
+void mb_ref_topk(const double *v, int64_t n, int64_t k, int32_t *idx, double *key)
+{
+	int64_t got = 0;
+	for (int64_t e = 0; e < n; e++) {
+		if (got == k && !(v[e] > key[k - 1]))
+			continue;
+		int64_t q = got < k ? got++ : k - 1;
+		for (; q > 0 && v[e] > key[q - 1]; q--) {
+			key[q] = key[q - 1];
+			idx[q] = idx[q - 1];
+		}
+		key[q] = v[e];
+		idx[q] = (int32_t)e;
+	}
+}
+
+int mb_ref_topk_valid(const double *scores, const float *bias, int64_t experts,
+		      const int32_t *idx, int64_t k, double tol, double *lo, double *hi)
+{
+	int ok = 1;
+	double prev = INFINITY;
+	*lo = INFINITY;
+	*hi = -INFINITY;
+	for (int64_t j = 0; j < k; j++) {
+		if (idx[j] < 0 || idx[j] >= experts)
+			return 0;
+		const double v = scores[idx[j]] + (bias ? bias[idx[j]] : 0.0);
+		ok &= v <= prev + tol; /* best first */
+		prev = v;
+		*lo = v < *lo ? v : *lo;
+		for (int64_t q = 0; q < j; q++)
+			ok &= idx[q] != idx[j];
+	}
+	for (int64_t e = 0; e < experts; e++) {
+		int chosen = 0;
+		for (int64_t j = 0; j < k; j++)
+			chosen |= idx[j] == e;
+		const double v = scores[e] + (bias ? bias[e] : 0.0);
+		if (!chosen && v > *hi)
+			*hi = v;
+	}
+	return ok && !(*lo < *hi - tol);
+}
+
+/* Caps target shares at one pair per token (an expert cannot take a token
+ * twice) and spreads the excess over the others in proportion. */
+static void cap_targets(double *tgt, int64_t experts, double cap)
+{
+	for (int round = 0; round < 64; round++) {
+		double excess = 0.0, open = 0.0;
+		for (int64_t e = 0; e < experts; e++) {
+			if (tgt[e] > cap) {
+				excess += tgt[e] - cap;
+				tgt[e] = cap;
+			} else if (tgt[e] < cap) {
+				open += tgt[e];
+			}
+		}
+		if (excess <= 1e-9 || open <= 0.0)
+			return;
+		for (int64_t e = 0; e < experts; e++)
+			if (tgt[e] < cap)
+				tgt[e] += excess * tgt[e] / open;
+	}
+}
+
+/* The skew bias, calibrated on the given scores. Targets: count_e =
+ * n k (e+1)^-skew / sum, capped as above. Start from
+ * b_e = -skew * sd * ln(e+1), sd the spread of the scores (exact for top-1 if
+ * the scores had Gumbel noise of scale sd, where P(e) ~ exp(b_e / sd)), then
+ * take 40 damped steps of b_e += sd/2 * (ln(target_e + 1) - ln(count_e + 1))
+ * and keep the bias whose counts are closest to the targets in L1. */
+int mb_ref_skew_bias(const double *scores, int64_t n, int64_t experts, int64_t top_k,
+		     double skew, float *bias)
+{
+	const int64_t E = experts, K = top_k;
+	double *tgt = malloc((size_t)(5 * E + K) * sizeof *tgt);
+	int32_t *idx = malloc((size_t)K * sizeof *idx);
+	if (!tgt || !idx) {
+		free(tgt);
+		free(idx);
+		return mb_err(MB_ERR_NOMEM, "reference: out of memory for the skew bias");
+	}
+	double *b = tgt + E, *best = b + E, *v = best + E, *count = v + E, *key = count + E;
+	double mean = 0.0, var = 0.0, norm = 0.0, best_err = INFINITY;
+	for (int64_t i = 0; i < n * E; i++)
+		mean += scores[i];
+	mean /= (double)(n * E);
+	for (int64_t i = 0; i < n * E; i++)
+		var += (scores[i] - mean) * (scores[i] - mean);
+	double sd = sqrt(var / (double)(n * E));
+	sd = sd > 1e-6 ? sd : 1e-6;
+	for (int64_t e = 0; e < E; e++)
+		norm += tgt[e] = pow((double)(e + 1), -skew);
+	for (int64_t e = 0; e < E; e++) {
+		tgt[e] *= (double)(n * K) / norm;
+		best[e] = b[e] = -skew * sd * log((double)(e + 1));
+	}
+	cap_targets(tgt, E, (double)n);
+	for (int it = 0; it < 40; it++) {
+		double err = 0.0;
+		for (int64_t e = 0; e < E; e++)
+			count[e] = 0.0;
+		for (int64_t t = 0; t < n; t++) {
+			for (int64_t e = 0; e < E; e++)
+				v[e] = scores[t * E + e] + b[e];
+			mb_ref_topk(v, E, K, idx, key);
+			for (int64_t j = 0; j < K; j++)
+				count[idx[j]] += 1.0;
+		}
+		for (int64_t e = 0; e < E; e++)
+			err += fabs(count[e] - tgt[e]);
+		if (err < best_err) {
+			best_err = err;
+			memcpy(best, b, (size_t)E * sizeof *b);
+		}
+		for (int64_t e = 0; e < E; e++)
+			b[e] += 0.5 * sd * (log(tgt[e] + 1.0) - log(count[e] + 1.0));
+	}
+	for (int64_t e = 0; e < E; e++)
+		bias[e] = (float)best[e];
+	free(tgt);
+	free(idx);
+	return 0;
+}
+
 /* ---- router ---- */
 
 void mb_ref_logits(const mb_ref_moe *m, int64_t t, double *logits)

@@ -32,6 +32,21 @@ double mb_rand_uniform(uint64_t seed, uint64_t stream, uint64_t index);
 /* x[i] = uniform in [-a, a) for element i of (seed, stream), i in [0, n). */
 void mb_rand_fill(float *x, size_t n, uint64_t seed, uint64_t stream, double a);
 
+/* ---- routing ---- */
+
+/* The top k of v[0..n), best first, ties to the lower index (the rule every
+ * backend follows) into idx[0..k); key is scratch for k doubles. */
+void mb_ref_topk(const double *v, int64_t n, int64_t k, int32_t *idx, double *key);
+/* 1 if idx[0..k) is a top-k of scores + bias (bias may be NULL) within tol:
+ * in range, distinct, best first, and no unchosen expert above a chosen one
+ * by more than tol; *lo, *hi get the worst chosen and best unchosen value. */
+int mb_ref_topk_valid(const double *scores, const float *bias, int64_t experts,
+		      const int32_t *idx, int64_t k, double tol, double *lo, double *hi);
+/* A router bias [experts] that gives expert e about a 1/(e+1)^skew share of
+ * the top-k choices over scores [n][experts] (method in ref.c). */
+int mb_ref_skew_bias(const double *scores, int64_t n, int64_t experts, int64_t top_k,
+		     double skew, float *bias) MB_MUST_CHECK;
+
 /* ---- reference MoE FFN ---- */
 
 /* The problem: shapes and the fp32 host inputs (not owned). */
