@@ -26,7 +26,7 @@ LDLIBS_ALL = $(SAN) -fopenmp $(PKG_LIBS) -lm $(LDLIBS)
 HARNESS  := harness/mb.c harness/params.c harness/stats.c harness/device.c harness/result.c \
             harness/sysinfo.c harness/sysinfo_pci.c harness/cost.c harness/runner.c harness/cli.c harness/cmd_run.c \
             harness/report.c harness/world.c
-SUITES   := suites/presets.c suites/ref.c suites/gmm.c suites/gemm.c suites/suite.c
+SUITES   := suites/presets.c suites/ref.c suites/gmm.c suites/gmm_check.c suites/gemm.c suites/suite.c
 HARDWARE := hardware/null/null.c hardware/cpu/cpu.c
 LIB_SRC  := $(HARNESS) $(SUITES) $(HARDWARE)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
