@@ -26,8 +26,8 @@ LDLIBS_ALL = $(SAN) -fopenmp $(PKG_LIBS) -lm $(LDLIBS)
 HARNESS  := harness/mb.c harness/params.c harness/stats.c harness/device.c harness/result.c \
             harness/sysinfo.c harness/sysinfo_pci.c harness/cost.c harness/runner.c harness/cli.c harness/cmd_run.c \
             harness/report.c harness/world.c
-SUITES   := suites/presets.c suites/ref.c suites/gmm.c suites/gmm_check.c suites/gemm.c suites/suite.c
-HARDWARE := hardware/null/null.c hardware/cpu/cpu.c
+SUITES   := suites/presets.c suites/ref.c suites/gmm.c suites/gmm_check.c suites/gemm.c suites/alltoall.c suites/suite.c suites/attention.c suites/ref_attn.c suites/train_step.c
+HARDWARE := hardware/null/null.c hardware/cpu/cpu.c hardware/cpu/cpu_comm.c hardware/cpu/cpu_attn.c hardware/cpu/cpu_train.c
 LIB_SRC  := $(HARNESS) $(SUITES) $(HARDWARE)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/harness/main.o
@@ -81,6 +81,12 @@ JSONQ := $(BUILD)/tests/jsonq
 $(JSONQ): tests/tools/jsonq.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LDLIBS_ALL)
+
+# The alltoall suite against a bare MPI_Alltoallv loop (ci/bench-alltoall.sh).
+A2A_BARE := $(BUILD)/tests/a2a_bare
+$(A2A_BARE): tests/tools/a2a_bare.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJ) $(LDLIBS_ALL)
 
 e2e: $(BIN) $(JSONQ)
 	@set -e; for t in tests/e2e/*.sh; do echo "== $$t"; \

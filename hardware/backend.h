@@ -53,6 +53,8 @@ typedef enum {
 	MB_OP_XENT,          /* mean softmax cross-entropy and its gradient */
 	MB_OP_ADAMW,         /* one AdamW step on a parameter buffer */
 	MB_OP_ADD,           /* y += alpha * x, element-wise */
+	MB_OP_KCAT,          /* MLA keys: [k_nope per head | k_rope shared by the heads] */
+	MB_OP_KCAT_BWD,      /* d(K) -> d(k_nope), d(k_rope) */
 	MB_OP_COUNT
 } mb_op_kind;
 
@@ -171,6 +173,17 @@ typedef struct mb_op {
 			int64_t count;
 			float lr, beta1, beta2, eps, weight_decay;
 		} adamw;
+		/* KCAT: in[0]=k_nope [rows][heads][d_nope], in[1]=k_rope
+		 *   [rows][d_rope]; out[0]=K [rows][heads][d_nope + d_rope]: each
+		 *   head's key is its own d_nope part followed by the d_rope part
+		 *   that all heads share (MLA's decoupled rope key; RoPE itself is
+		 *   not applied by this op).
+		 * KCAT_BWD: in[0]=dK [rows][heads][d_nope + d_rope];
+		 *   out[0]=dk_nope [rows][heads][d_nope], out[1]=dk_rope
+		 *   [rows][d_rope] (summed over the heads in head order). */
+		struct {
+			int64_t rows, heads, d_nope, d_rope;
+		} kcat;
 	} u;
 } mb_op;
 

@@ -27,6 +27,8 @@ static const char *const op_names[MB_OP_COUNT] = {
 	[MB_OP_XENT] = "xent",
 	[MB_OP_ADAMW] = "adamw",
 	[MB_OP_ADD] = "add",
+	[MB_OP_KCAT] = "kcat",
+	[MB_OP_KCAT_BWD] = "kcat_bwd",
 };
 
 const char *mb_op_name(mb_op_kind kind)

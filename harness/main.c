@@ -7,7 +7,8 @@
 #include "cli.h"
 
 static const mb_backend *const backends[] = {&mb_backend_cpu, &mb_backend_null};
-static const mb_suite *const suites[] = {&mb_suite_gmm, &mb_suite_gemm};
+static const mb_suite *const suites[] = {&mb_suite_gmm, &mb_suite_gemm, &mb_suite_alltoall,
+						&mb_suite_attention, &mb_suite_train_step};
 
 static const mb_registry registry = {
 	.backends = backends,

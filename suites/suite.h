@@ -84,5 +84,8 @@ typedef struct mb_suite {
 
 extern const mb_suite mb_suite_gmm;
 extern const mb_suite mb_suite_gemm;
+extern const mb_suite mb_suite_attention;
+extern const mb_suite mb_suite_alltoall;
+extern const mb_suite mb_suite_train_step;
 
 #endif

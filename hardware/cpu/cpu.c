@@ -35,6 +35,9 @@
 #include <unistd.h>
 
 #include "../backend.h"
+#include "cpu_attn.h"
+#include "cpu_comm.h"
+#include "cpu_train.h"
 
 /* OpenBLAS's blas_thread_shutdown_: stops its worker threads, which restart
  * on the next call (it is what OpenBLAS itself runs before fork). Exported
@@ -51,8 +54,13 @@ struct mb_dev {
 	uint64_t memory_bytes;
 };
 
+/* Which module planned an op's scratch (ext). */
+enum { EXT_NONE, EXT_ATTN, EXT_COLL, EXT_TRAIN };
+
 struct mb_plan {
 	mb_op op;
+	int ext_kind;    /* EXT_*: the module that owns ext */
+	void *ext;       /* that module's scratch (attention, collectives, training ops) */
 	float *bias;     /* ROUTER: copy of op.u.router.bias, or NULL */
 	int64_t *cursor; /* PERMUTE: next free row per expert */
 	int fault;       /* corrupt this op's output */
@@ -187,8 +195,13 @@ static int cpu_supports(mb_dev *dev, const mb_op *op)
 	case MB_OP_GEMM: case MB_OP_GMM: case MB_OP_ROUTER: case MB_OP_ROUTER_BWD:
 	case MB_OP_PERMUTE: case MB_OP_PERMUTE_BWD: case MB_OP_UNPERMUTE:
 	case MB_OP_UNPERMUTE_BWD: case MB_OP_SWIGLU: case MB_OP_SWIGLU_BWD:
+	case MB_OP_ATTN_FWD: case MB_OP_ATTN_BWD:
 		break;
+	case MB_OP_ALLTOALLV: case MB_OP_ALLREDUCE:
+		return mb_cpu_coll_check(op); /* any row type; allreduce fp32/fp64 */
 	default:
+		if (mb_cpu_train_kind(op->kind))
+			break;
 		return mb_err(MB_ERR_UNSUPPORTED, "cpu backend: %s not implemented",
 			      mb_op_name(op->kind));
 	}
@@ -255,7 +268,14 @@ static int cpu_check_shape(const mb_op *op)
 		if (op->u.act.rows < 0 || op->u.act.ffn < 0)
 			return bad_shape(op, "negative size");
 		return 0;
+	case MB_OP_ATTN_FWD:
+	case MB_OP_ATTN_BWD:
+	case MB_OP_ALLTOALLV:
+	case MB_OP_ALLREDUCE:
+		return 0; /* checked by the module that plans them */
 	default:
+		if (mb_cpu_train_kind(op->kind))
+			return 0;
 		return bad_shape(op, "unknown op");
 	}
 }
@@ -265,9 +285,45 @@ static void cpu_plan_free(mb_dev *dev, mb_plan *plan)
 	(void)dev;
 	if (!plan)
 		return;
+	switch (plan->ext_kind) {
+	case EXT_ATTN: mb_cpu_attn_free(plan->ext); break;
+	case EXT_COLL: mb_cpu_coll_free(plan->ext); break;
+	case EXT_TRAIN: mb_cpu_train_free(plan->ext); break;
+	default: break;
+	}
 	mb_free(plan->bias);
 	mb_free(plan->cursor);
 	mb_free(plan);
+}
+
+/* Ops whose kernels live in cpu_attn.c, cpu_comm.c and cpu_train.c plan
+ * their own scratch there. */
+static int cpu_plan_ext(mb_plan *p)
+{
+	const mb_op *op = &p->op;
+	int rc = 0;
+	switch (op->kind) {
+	case MB_OP_ATTN_FWD:
+	case MB_OP_ATTN_BWD:
+		p->ext_kind = EXT_ATTN;
+		rc = mb_cpu_attn_plan(op, &p->ext);
+		break;
+	case MB_OP_ALLTOALLV:
+		p->ext_kind = EXT_COLL;
+		rc = mb_cpu_alltoallv_plan(op, &p->ext);
+		break;
+	case MB_OP_ALLREDUCE:
+		break;
+	default:
+		if (mb_cpu_train_kind(op->kind)) {
+			p->ext_kind = EXT_TRAIN;
+			rc = mb_cpu_train_plan(op, &p->ext);
+		}
+		break;
+	}
+	if (rc)
+		p->ext_kind = EXT_NONE; /* the module frees its own scratch on failure */
+	return rc;
 }
 
 static int cpu_plan(mb_dev *dev, const mb_op *op, mb_plan **out)
@@ -296,6 +352,11 @@ static int cpu_plan(mb_dev *dev, const mb_op *op, mb_plan **out)
 		p->cursor = mb_calloc((size_t)op->u.perm.experts, sizeof *p->cursor);
 		if (!p->cursor)
 			goto nomem;
+	}
+	rc = cpu_plan_ext(p);
+	if (rc) {
+		cpu_plan_free(dev, p);
+		return rc;
 	}
 	*out = p;
 	return 0;
@@ -642,6 +703,7 @@ static int cpu_swiglu_bwd(const mb_plan *p, const mb_io *io)
 }
 
 static int cpu_launch_omp(const mb_plan *plan, const mb_io *io);
+static int cpu_launch_ext(const mb_plan *plan, const mb_io *io);
 
 /* Matmuls run on OpenBLAS's pthreads, everything else on OpenMP's; both
  * pools spin-wait when idle (OpenBLAS for ~2^28 cycles, libgomp for ~300k
@@ -679,10 +741,52 @@ static int cpu_launch_omp(const mb_plan *plan, const mb_io *io)
 	case MB_OP_UNPERMUTE_BWD: return cpu_unpermute_bwd(plan, io);
 	case MB_OP_SWIGLU: return cpu_swiglu(plan, io);
 	case MB_OP_SWIGLU_BWD: return cpu_swiglu_bwd(plan, io);
-	default:
-		return mb_err(MB_ERR_INTERNAL, "cpu backend: launch of unknown op %d",
-			      (int)plan->op.kind);
+	default: return cpu_launch_ext(plan, io);
 	}
+}
+
+/* The ops of cpu_attn.c, cpu_comm.c and cpu_train.c; the MOEBENCH_FAULT hook
+ * adds 1 to the first output element (the alltoallv hook lives in
+ * cpu_comm.c, which flips a received byte). */
+static int cpu_launch_ext(const mb_plan *plan, const mb_io *io)
+{
+	const mb_op *op = &plan->op;
+	int rc;
+	switch (op->kind) {
+	case MB_OP_ATTN_FWD:
+	case MB_OP_ATTN_BWD:
+		rc = op->kind == MB_OP_ATTN_FWD ? mb_cpu_attn_fwd(op, plan->ext, io)
+						: mb_cpu_attn_bwd(op, plan->ext, io);
+		if (!rc && plan->fault && op->u.attn.batch > 0 && op->u.attn.seq > 0)
+			((float *)io->out[0])[0] += 1.0f;
+		return rc;
+	case MB_OP_ALLTOALLV: return mb_cpu_alltoallv(op, plan->ext, io);
+	case MB_OP_ALLREDUCE:
+		rc = mb_cpu_allreduce(op, plan->ext, io);
+		if (!rc && plan->fault && op->u.coll.count > 0 && op->dtype == MB_FP32)
+			((float *)io->out[0])[0] += 1.0f;
+		return rc;
+	default:
+		if (!mb_cpu_train_kind(op->kind))
+			return mb_err(MB_ERR_INTERNAL, "cpu backend: launch of unknown op %d",
+				      (int)op->kind);
+		rc = mb_cpu_train_launch(op, plan->ext, io);
+		if (!rc && plan->fault)
+			mb_cpu_train_corrupt(op, io);
+		return rc;
+	}
+}
+
+static int cpu_comm_init(mb_dev *dev, const mb_group *group, mb_comm **out)
+{
+	(void)dev;
+	return mb_cpu_comm_init(group, out);
+}
+
+static void cpu_comm_free(mb_dev *dev, mb_comm *comm)
+{
+	(void)dev;
+	mb_cpu_comm_free(comm);
 }
 
 const mb_backend mb_backend_cpu = {
@@ -702,4 +806,6 @@ const mb_backend mb_backend_cpu = {
 	.plan = cpu_plan,
 	.launch = cpu_launch,
 	.plan_free = cpu_plan_free,
+	.comm_init = cpu_comm_init,
+	.comm_free = cpu_comm_free,
 };
