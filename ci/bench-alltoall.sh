@@ -16,19 +16,25 @@
 #
 # Writes bench/bench-alltoall.md and exits 1 if a busbw ratio is off by
 # more than 5% or a check fails.
-# Usage: ci/bench-alltoall.sh [ITERS]   (A2A_BARE overrides the binary)
+# Usage: ci/bench-alltoall.sh [SECONDS [MIN_PAIRS]]: about SECONDS (default 6)
+# of timed pairs per case, at least MIN_PAIRS (default 40), at most 5000.
+# A2A_BARE overrides the binary.
 set -u
 cd "$(dirname "$0")/.."
-A2A_BARE=${A2A_BARE:-./build/tests/a2a_bare}
-ITERS=${1:-60}
+A2A_BARE=${A2A_BARE:-}
+SECONDS_PER_CASE=${1:-6}
+ITERS=${2:-40}
 OUT=bench
 mkdir -p "$OUT"
 if ! command -v mpirun > /dev/null 2>&1; then
 	echo "bench: mpirun not found (install openmpi-bin)" >&2
 	exit 1
 fi
-[ -x "$A2A_BARE" ] || make --no-print-directory "$A2A_BARE" > /dev/null ||
-	{ echo "bench: cannot build $A2A_BARE" >&2; exit 1; }
+if [ -z "$A2A_BARE" ]; then
+	A2A_BARE=./build/tests/a2a_bare
+	make --no-print-directory "$A2A_BARE" > /dev/null ||
+		{ echo "bench: cannot build $A2A_BARE" >&2; exit 1; }
+fi
 if [ "$(id -u)" = 0 ]; then
 	export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
@@ -37,29 +43,33 @@ MPIRUN="mpirun --oversubscribe --mca btl self,tcp"
 MOE="mode=moe hidden=2048 tokens=256 experts=64 top_k=8"
 lines="$OUT/.bench-alltoall.lines"
 : > "$lines"
+load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 for np in 2 4; do
 	for args in "mode=uniform phase=dispatch bytes=1M,4M,16M,64M" "$MOE skew=0" "$MOE skew=1.2"; do
 		# shellcheck disable=SC2086
-		$MPIRUN -np $np "$A2A_BARE" --iters "$ITERS" --warmup 3 $args > "$lines.tmp" 2>&1 ||
+		$MPIRUN -np $np "$A2A_BARE" --iters "$ITERS" --seconds "$SECONDS_PER_CASE" --warmup 3 $args > "$lines.tmp" 2>&1 ||
 			{ cat "$lines.tmp" >&2; echo "bench: a2a_bare -np $np $args failed" >&2; exit 1; }
 		grep '^a2a ' "$lines.tmp" | sed "s|\$| args=$(echo "$args" | tr ' ' ':')|" >> "$lines"
 	done
 done
 rm -f "$lines.tmp"
+load1=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 
 awk -v cpu="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')" -v cores="$(getconf _NPROCESSORS_ONLN)" \
-    -v mpi="$(mpirun --version 2>&1 | head -n 1)" -v iters="$ITERS" '
+    -v mpi="$(mpirun --version 2>&1 | head -n 1)" -v secs="$SECONDS_PER_CASE" \
+    -v load="${load0:-?} at the start, ${load1:-?} at the end" '
 function val(k,   i) { for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) return substr($i, length(k) + 2); return "" }
 BEGIN {
 	printf "# alltoall: the suite against a bare MPI_Alltoallv loop\n\n"
 	printf "- machine: %s, %d cores; %s; `mpirun --oversubscribe --mca btl self,tcp`\n", cpu, cores, mpi
-	printf "- %d timed iterations of each, interleaved (A B / B A), after 3 warm-up pairs; the slowest rank per iteration, then the median\n", iters
+	printf "- load average (1, 5, 15 min): %s\n", load
+	printf "- pairs: timed iterations of each (about %s s of them per case), interleaved (A B / B A), after 3 warm-up pairs; the slowest rank per iteration, then the median\n", secs
 	printf "- bytes: what one rank sends per iteration, self included (nccl-tests size; summed over dispatch and combine for moe)\n"
 	printf "- busbw = bytes / p50 x (n-1)/n (nccl-tests alltoall); ratio = suite busbw / bare busbw from the two medians\n"
 	printf "- paired = the median over iterations of bare time / suite time, each pair run back to back: the same ratio with what other processes did to both cancelled. It is the one gated (target: within 5%% of 1), since on a shared machine the ratio of medians also measures the load\n"
 	printf "- check: the suite verified every byte it received and got back (exact)\n\n"
-	printf "| ranks | case | bytes | suite p50 ms | bare p50 ms | suite busbw GB/s | bare busbw GB/s | ratio | paired | check | verdict |\n"
-	printf "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n"
+	printf "| ranks | case | bytes | pairs | suite p50 ms | bare p50 ms | suite busbw GB/s | bare busbw GB/s | ratio | paired | check | verdict |\n"
+	printf "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n"
 	ok = 1
 }
 /^a2a / {
@@ -67,7 +77,7 @@ BEGIN {
 	args = val("args"); gsub(":", " ", args); sub(/ bytes=[^ ]*/, "", args)
 	pass = (pr >= 0.95 && pr <= 1.05) && val("check") == "ok"
 	ok = ok && pass
-	printf "| %d | %s | %.0f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %s | %s |\n", val("np"), args, val("bytes"), s * 1e3, b * 1e3, val("suite_busbw_gbps"), val("bare_busbw_gbps"), r, pr, val("check"), pass ? "pass" : "FAIL"
+	printf "| %d | %s | %.0f | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %s | %s |\n", val("np"), args, val("bytes"), val("iters"), s * 1e3, b * 1e3, val("suite_busbw_gbps"), val("bare_busbw_gbps"), r, pr, val("check"), pass ? "pass" : "FAIL"
 }
 END { exit ok ? 0 : 1 }' "$lines" > "$OUT/bench-alltoall.md"
 rc=$?

@@ -131,8 +131,8 @@ int mb_cases_expand(const mb_run_opts *o, mb_case_spec *out, int max, int *count
 
 static void print_header(void)
 {
-	printf("%-8s %-8s %10s %9s %11s %7s  %s\n", "suite", "status", "p50_ms", "TFLOP/s",
-	       "tokens/s", "cv_pct", "params");
+	printf("%-10s %-8s %10s %9s %11s %9s %7s  %s\n", "suite", "status", "p50_ms", "TFLOP/s",
+	       "tokens/s", "busbw_GB/s", "cv_pct", "params");
 	fflush(stdout);
 }
 
@@ -156,14 +156,15 @@ static void print_row(const mb_case_result *r)
 		snprintf(params + used, sizeof params - used, "%s%s=%s", used ? " " : "",
 			 r->params.defs[i].name, buf);
 	}
-	printf("%-8s %-8s", r->suite->name, mb_case_status_name(r->status));
+	printf("%-10s %-8s", r->suite->name, mb_case_status_name(r->status));
 	if (r->nsamples > 0) {
 		printf(" %10.3f", r->stats.p50 * 1e3);
 		print_metric(r->metrics.tflops, "%9.3f", 9);
 		print_metric(r->metrics.tokens_per_s, "%11.0f", 11);
+		print_metric(r->metrics.busbw_gbps, "%10.3f", 10);
 		printf(" %7.2f", r->stats.cv_pct);
 	} else {
-		printf(" %10s %9s %11s %7s", "-", "-", "-", "-");
+		printf(" %10s %9s %11s %10s %7s", "-", "-", "-", "-", "-");
 	}
 	printf("  %s\n", params);
 	if (r->status != MB_CASE_OK)
@@ -261,6 +262,8 @@ static int run_case(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cs, m
 		set_status(r, rc == MB_ERR_UNSUPPORTED ? MB_CASE_SKIPPED : MB_CASE_ERROR, "setup", rc);
 		goto out;
 	}
+	if (su->case_cost)
+		r->has_cost = su->case_cost(st, &r->cost) == 0;
 	t = mb_now_s();
 	rc = iterate(su, st, o->be, dev, o->warmup, NULL, w);
 	if (!rc)

@@ -607,4 +607,5 @@ const mb_suite mb_suite_alltoall = {
 	.verify = a2a_verify,
 	.info = a2a_info,
 	.teardown = a2a_teardown,
+	.case_cost = mb_a2a_case_cost,
 };

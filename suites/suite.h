@@ -80,6 +80,10 @@ typedef struct mb_suite {
 	int (*verify)(void *state, mb_check *out) MB_MUST_CHECK;
 	void (*info)(void *state, mb_case_info *out); /* optional */
 	void (*teardown)(void *state);                /* accepts NULL */
+	/* Optional: the cost once setup has run, for a suite whose cost depends
+	 * on the world or the seed (alltoall's bytes to other ranks); replaces
+	 * what cost() said. */
+	int (*case_cost)(void *state, mb_cost *out) MB_MUST_CHECK;
 } mb_suite;
 
 extern const mb_suite mb_suite_gmm;

@@ -16,6 +16,9 @@
 #include <string.h>
 
 /* RMSNORM_BWD sums d(gamma) over at most this many row chunks. */
+/* Loops over fewer elements run on the calling thread: waking the OpenMP
+ * pool costs more than they do (and nothing depends on the thread count). */
+#define PAR_MIN 32768
 #define NORM_CHUNKS 64
 
 typedef struct train_scratch {
@@ -145,7 +148,7 @@ static int rmsnorm(const mb_op *op, const mb_io *io)
 	const int64_t R = op->u.row.rows, D = op->u.row.dim;
 	const float eps = op->u.row.eps, *x = io->in[0], *g = io->in[1];
 	float *y = io->out[0], *rstd = io->out[1];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * D > PAR_MIN)
 	for (int64_t r = 0; r < R; r++) {
 		const float *xr = x + r * D;
 		float *yr = y + r * D;
@@ -164,7 +167,7 @@ static int rmsnorm_bwd(const mb_op *op, train_scratch *s, const mb_io *io)
 	const int acc = op->u.row.accumulate;
 	const float *dy = io->in[0], *x = io->in[1], *g = io->in[2], *rstd = io->in[3];
 	float *dx = io->out[0], *dg = io->out[1];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * D > PAR_MIN)
 	for (int64_t c = 0; c < C; c++) {
 		double *part = s->part + c * D;
 		for (int64_t i = 0; i < D; i++)
@@ -185,7 +188,7 @@ static int rmsnorm_bwd(const mb_op *op, train_scratch *s, const mb_io *io)
 			}
 		}
 	}
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (D * C > PAR_MIN)
 	for (int64_t i = 0; i < D; i++) {
 		double sum = 0.0;
 		for (int64_t c = 0; c < C; c++)
@@ -212,7 +215,7 @@ static int embed(const mb_op *op, const mb_io *io)
 	for (int64_t r = 0; r < R; r++)
 		if (ids[r] < 0 || ids[r] >= V)
 			return id_error(op, "ids", r, ids[r]);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * D > PAR_MIN)
 	for (int64_t r = 0; r < R; r++)
 		memcpy(y + r * D, table + (int64_t)ids[r] * D, (size_t)D * sizeof(float));
 	return 0;
@@ -240,7 +243,7 @@ static int embed_bwd(const mb_op *op, train_scratch *s, const mb_io *io)
 	for (int64_t v = V; v > 0; v--) /* start[v] was advanced to the end of bucket v */
 		start[v] = start[v - 1];
 	start[0] = 0;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (V * D + R * D > PAR_MIN)
 	for (int64_t v = 0; v < V; v++) {
 		float *d = dt + v * D;
 		memset(d, 0, (size_t)D * sizeof(float));
@@ -268,7 +271,7 @@ static int xent(const mb_op *op, train_scratch *s, const mb_io *io)
 		if (tgt[r] < 0 || tgt[r] >= V)
 			return id_error(op, "targets", r, tgt[r]);
 	const float inv_rows = R > 0 ? 1.0f / (float)R : 0.0f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * V > PAR_MIN)
 	for (int64_t r = 0; r < R; r++) {
 		const float *l = logits + r * V;
 		float *d = dl + r * V;
@@ -304,7 +307,7 @@ static int adamw(const mb_op *op, train_scratch *s, const mb_io *io)
 	const double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
 	const float step = (float)(op->u.adamw.lr / bc1), isb2 = (float)(1.0 / sqrt(bc2));
 	const float decay = 1.0f - op->u.adamw.lr * op->u.adamw.weight_decay;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
 	for (int64_t i = 0; i < n; i++) {
 		const float gi = g[i];
 		const float mi = b1 * m[i] + (1.0f - b1) * gi;
@@ -321,7 +324,7 @@ static int add(const mb_op *op, const mb_io *io)
 	const int64_t n = op->u.row.rows * op->u.row.dim;
 	const float alpha = op->u.row.alpha, *x = io->in[0];
 	float *y = io->out[0];
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
 	for (int64_t i = 0; i < n; i++)
 		y[i] += alpha * x[i];
 	return 0;
@@ -335,7 +338,7 @@ static int kcat(const mb_op *op, const mb_io *io)
 		      dr = op->u.kcat.d_rope, dk = dn + dr;
 	const float *kn = io->in[0], *kr = io->in[1];
 	float *k = io->out[0];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * H * dk > PAR_MIN)
 	for (int64_t r = 0; r < R; r++)
 		for (int64_t h = 0; h < H; h++) {
 			float *dst = k + (r * H + h) * dk;
@@ -351,7 +354,7 @@ static int kcat_bwd(const mb_op *op, const mb_io *io)
 		      dr = op->u.kcat.d_rope, dk = dn + dr;
 	const float *dK = io->in[0];
 	float *dkn = io->out[0], *dkr = io->out[1];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * H * dk > PAR_MIN)
 	for (int64_t r = 0; r < R; r++) {
 		float *dst = dkr + r * dr;
 		for (int64_t i = 0; i < dr; i++)

@@ -1,12 +1,14 @@
 /* a2a_bare: the alltoall suite against a bare MPI_Alltoallv loop with
  * identical counts, in one MPI job (ci/bench-alltoall.sh).
  *
- *   mpirun -np N a2a_bare [--iters N] [--warmup N] [key=value ...]
+ *   mpirun -np N a2a_bare [--iters N] [--warmup N] [--seconds S] [key=value ...]
  *
  * key=value are the alltoall suite's parameters (table defaults otherwise);
  * bytes may be a list or sweep (bytes=1M,4M or 1M..64M*4), one measurement
- * each. For each, every rank sets the suite up through its hooks on the CPU
- * backend, and computes the same counts with mb_a2a_matrix for the bare
+ * each, of --iters pairs, or as many as fit in about --seconds S (from the
+ * warm-up's pace; at most 5000). For each, every rank sets the suite up
+ * through its hooks on the CPU backend, and computes the same counts with
+ * mb_a2a_matrix for the bare
  * loop, which sends the same payload in plain MPI_BYTE counts over
  * MPI_COMM_WORLD. The two are timed alternately (A B, then B A, ...), each
  * iteration as the runner times one: an untimed MPI_Barrier, then the
@@ -118,6 +120,7 @@ typedef struct job {
 	mb_dev *dev;
 	const mb_world *w;
 	int iters, warmup;
+	double seconds; /* > 0: as many pairs as fit, at least iters, at most 5000 */
 } job;
 
 /* One timed iteration of the suite (which = 0) or the bare loop (1). */
@@ -147,19 +150,35 @@ static int measure(const job *j, const mb_params *p, int *passed)
 			   .world = mb_world_group(j->w)};
 	void *st = NULL;
 	bare b = {.be = j->be, .dev = j->dev};
-	double *ta = calloc((size_t)j->iters, sizeof *ta), *tb = calloc((size_t)j->iters, sizeof *tb),
-	       *scratch = calloc((size_t)j->iters, sizeof *scratch);
-	int rc = ta && tb && scratch ? 0 : mb_err(MB_ERR_NOMEM, "a2a_bare: out of memory");
-	if (!rc)
-		rc = j->su->setup(&ctx, &st);
+	double *ta = NULL, *tb = NULL, *scratch = NULL;
+	int rc = j->su->setup(&ctx, &st);
 	if (!rc)
 		rc = bare_setup(p, seed, rank, n, &b);
+	double failed = rc != 0; /* every rank stops, or none does */
+	mb_world_max(j->w, &failed, 1);
+	if (failed) {
+		fprintf(stderr, "a2a_bare: rank %d: setup: %s\n", rank,
+			rc ? mb_errmsg() : "another rank failed");
+		MPI_Abort(MPI_COMM_WORLD, 1);
+	}
+	double t0 = mb_now_s();
 	for (int i = 0; i < j->warmup && !rc; i++) {
 		rc = one(j, st, &b, 0, NULL);
 		if (!rc)
 			rc = one(j, st, &b, 1, NULL);
 	}
-	for (int i = 0; i < j->iters && !rc; i++) {
+	/* The number of pairs: from the warm-up's pace, the same on every rank. */
+	double pace = (mb_now_s() - t0) / (j->warmup > 0 ? j->warmup : 1);
+	mb_world_max(j->w, &pace, 1);
+	int iters = j->iters;
+	if (j->seconds > 0 && pace > 0 && j->seconds / pace > iters)
+		iters = j->seconds / pace > 5000 ? 5000 : (int)(j->seconds / pace);
+	ta = calloc((size_t)iters, sizeof *ta);
+	tb = calloc((size_t)iters, sizeof *tb);
+	scratch = calloc((size_t)iters, sizeof *scratch);
+	if (!rc && (!ta || !tb || !scratch))
+		rc = mb_err(MB_ERR_NOMEM, "a2a_bare: out of memory for %d samples", iters);
+	for (int i = 0; i < iters && !rc; i++) {
 		int first = i % 2; /* A B, B A, ...: drift and order cancel */
 		rc = one(j, st, &b, first, first ? &tb[i] : &ta[i]);
 		if (!rc)
@@ -168,8 +187,8 @@ static int measure(const job *j, const mb_params *p, int *passed)
 	/* The slowest rank per iteration first, as the runner does: a rank that
 	 * went on to verify early would slow the others' last iteration. */
 	if (!rc) {
-		mb_world_max(j->w, ta, j->iters);
-		mb_world_max(j->w, tb, j->iters);
+		mb_world_max(j->w, ta, iters);
+		mb_world_max(j->w, tb, iters);
 	}
 	mb_check ck = {0};
 	if (!rc)
@@ -181,14 +200,14 @@ static int measure(const job *j, const mb_params *p, int *passed)
 	double bad = ck.passed ? 0 : 1;
 	mb_world_max(j->w, &bad, 1);
 	mb_stats sa, sb, sr;
-	mb_stats_compute(ta, j->iters, scratch, &sa);
-	mb_stats_compute(tb, j->iters, scratch, &sb);
+	mb_stats_compute(ta, iters, scratch, &sa);
+	mb_stats_compute(tb, iters, scratch, &sb);
 	/* Each pair ran back to back, so bare/suite within a pair cancels what
 	 * other processes on the machine did to both: its median is the paired
 	 * estimate of suite busbw / bare busbw. */
-	for (int i = 0; i < j->iters; i++)
+	for (int i = 0; i < iters; i++)
 		tb[i] /= ta[i];
-	mb_stats_compute(tb, j->iters, scratch, &sr);
+	mb_stats_compute(tb, iters, scratch, &sr);
 	mb_cost c;
 	char mode[16];
 	if (mb_a2a_case_cost(st, &c))
@@ -198,7 +217,7 @@ static int measure(const job *j, const mb_params *p, int *passed)
 		printf("a2a np=%d mode=%s bytes=%.0f iters=%d suite_p50_s=%.9g bare_p50_s=%.9g "
 		       "time_ratio=%.4f paired_busbw_ratio=%.4f suite_busbw_gbps=%.4f "
 		       "bare_busbw_gbps=%.4f suite_cv_pct=%.1f bare_cv_pct=%.1f check=%s\n",
-		       n, mb_param_choice(p, "mode", mode, sizeof mode), c.bytes, j->iters, sa.p50,
+		       n, mb_param_choice(p, "mode", mode, sizeof mode), c.bytes, iters, sa.p50,
 		       sb.p50,
 		       sa.p50 / sb.p50, sr.p50, c.bytes / sa.p50 / 1e9 * f, c.bytes / sb.p50 / 1e9 * f,
 		       sa.cv_pct, sb.cv_pct, bad ? "FAILED" : "ok");
@@ -213,7 +232,7 @@ static int measure(const job *j, const mb_params *p, int *passed)
 static int usage(const char *why)
 {
 	fprintf(stderr, "a2a_bare: %s\nusage: mpirun -np N a2a_bare [--iters N] [--warmup N] "
-			"[key=value ...]\n",
+			"[--seconds S] [key=value ...]\n",
 		why);
 	return MB_EXIT_USAGE;
 }
@@ -235,6 +254,10 @@ int main(int argc, char **argv)
 			int v = atoi(argv[i + 1]);
 			*(argv[i][2] == 'i' ? &j.iters : &j.warmup) = v;
 			i++;
+			continue;
+		}
+		if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
+			j.seconds = atof(argv[++i]);
 			continue;
 		}
 		const char *eq = strchr(argv[i], '=');
