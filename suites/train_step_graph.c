@@ -36,7 +36,10 @@ static int ts_param(ts_state *st, int layer, const char *name, int group, int64_
 }
 
 /* Every parameter, layer by layer; the table is the same on every rank and
- * for every ep, so a tensor's seeded stream (its index) is too. */
+ * for every ep, so a tensor's seeded stream (its index) is too. Initial
+ * values: matrices U[-1/sqrt(fan_in), +], the embedding U[-1, 1], norm
+ * gains 1, so activations stay of order 1 at every width and the logits'
+ * spread (~0.6) starts the loss near ln(vocab). */
 static int ts_tensors(ts_state *st)
 {
 	const ts_shape *s = &st->s;
@@ -50,8 +53,9 @@ static int ts_tensors(ts_state *st)
 		ts_layer *y = &st->lay[l];
 		const int64_t H = s->H, dn = s->dqk - s->rope;
 		y->moe = l >= s->Ld;
-		y->wq = y->wk = y->wv = y->wdq = y->gq = y->wuq = y->wdkv = y->gkv = y->wuk = y->wuv =
-			y->wkr = y->w1 = y->w2 = y->wr = y->ws1 = y->ws2 = y->we1 = y->we2 = -1;
+		y->wq = y->wk = y->wv = y->wdq = y->gq = y->wuq = y->wdkv = -1;
+		y->gkv = y->wuk = y->wuv = y->wkr = y->w1 = y->w2 = y->wr = -1;
+		y->ws1 = y->ws2 = y->we1 = y->we2 = -1;
 		y->g1 = ts_param(st, l, "norm1", G_NODECAY, s->h, 0);
 		if (!s->mla) {
 			y->wq = ts_param(st, l, "wq", G_DECAY, s->h * H * s->dqk, 1 / sqrt(h));
@@ -64,30 +68,37 @@ static int ts_tensors(ts_state *st)
 				y->wuq = ts_param(st, l, "wuq", G_DECAY, s->ql * H * s->dqk,
 						   1 / sqrt((double)s->ql));
 			} else {
-				y->wq = ts_param(st, l, "wq", G_DECAY, s->h * H * s->dqk, 1 / sqrt(h));
+				y->wq = ts_param(st, l, "wq", G_DECAY, s->h * H * s->dqk,
+						 1 / sqrt(h));
 			}
 			y->wdkv = ts_param(st, l, "wdkv", G_DECAY, s->h * s->kvl, 1 / sqrt(h));
 			y->gkv = ts_param(st, l, "norm_kv", G_NODECAY, s->kvl, 0);
-			y->wuk = ts_param(st, l, "wuk", G_DECAY, s->kvl * H * dn, 1 / sqrt((double)s->kvl));
+			y->wuk = ts_param(st, l, "wuk", G_DECAY, s->kvl * H * dn,
+					  1 / sqrt((double)s->kvl));
 			y->wuv = ts_param(st, l, "wuv", G_DECAY, s->kvl * H * s->dv,
 					   1 / sqrt((double)s->kvl));
 			if (s->rope)
-				y->wkr = ts_param(st, l, "wkr", G_DECAY, s->h * s->rope, 1 / sqrt(h));
+				y->wkr = ts_param(st, l, "wkr", G_DECAY, s->h * s->rope,
+						  1 / sqrt(h));
 		}
-		y->wo = ts_param(st, l, "wo", G_DECAY, H * s->dv * s->h, 1 / sqrt((double)(H * s->dv)));
+		y->wo = ts_param(st, l, "wo", G_DECAY, H * s->dv * s->h,
+				 1 / sqrt((double)(H * s->dv)));
 		y->g2 = ts_param(st, l, "norm2", G_NODECAY, s->h, 0);
 		if (!y->moe) {
 			y->w1 = ts_param(st, l, "ffn.w1", G_DECAY, s->h * 2 * s->fd, 1 / sqrt(h));
-			y->w2 = ts_param(st, l, "ffn.w2", G_DECAY, s->fd * s->h, 1 / sqrt((double)s->fd));
+			y->w2 = ts_param(st, l, "ffn.w2", G_DECAY, s->fd * s->h,
+					 1 / sqrt((double)s->fd));
 			continue;
 		}
 		y->wr = ts_param(st, l, "router", G_DECAY, s->h * s->E, 1 / sqrt(h));
 		if (s->S) {
 			const int64_t fs = s->S * s->f;
 			y->ws1 = ts_param(st, l, "shared.w1", G_DECAY, s->h * 2 * fs, 1 / sqrt(h));
-			y->ws2 = ts_param(st, l, "shared.w2", G_DECAY, fs * s->h, 1 / sqrt((double)fs));
+			y->ws2 = ts_param(st, l, "shared.w2", G_DECAY, fs * s->h,
+					  1 / sqrt((double)fs));
 		}
-		y->we1 = ts_param(st, l, "experts.w1", G_EXPERT, s->El * s->h * 2 * s->f, 1 / sqrt(h));
+		y->we1 = ts_param(st, l, "experts.w1", G_EXPERT, s->El * s->h * 2 * s->f,
+				  1 / sqrt(h));
 		y->we2 = ts_param(st, l, "experts.w2", G_EXPERT, s->El * s->f * s->h,
 				   1 / sqrt((double)s->f));
 	}
@@ -112,6 +123,8 @@ static int ts_tensors(ts_state *st)
 
 /* ---- buffers and launches ---- */
 
+#define ZERO_CHUNK ((size_t)4 << 20) /* bytes of zeros uploaded at a time */
+
 static void *ts_buf(ts_state *st, int64_t n, size_t esize)
 {
 	if (st->rc)
@@ -120,7 +133,8 @@ static void *ts_buf(ts_state *st, int64_t n, size_t esize)
 		int cap = st->capbufs ? 2 * st->capbufs : 256;
 		void **b = realloc(st->bufs, (size_t)cap * sizeof *b);
 		if (!b) {
-			st->rc = mb_err(MB_ERR_NOMEM, "train_step: out of memory for the buffer list");
+			st->rc = mb_err(MB_ERR_NOMEM,
+					"train_step: out of memory for the buffer list");
 			return NULL;
 		}
 		st->bufs = b;
@@ -135,17 +149,20 @@ static void *ts_buf(ts_state *st, int64_t n, size_t esize)
 	}
 	st->bufs[st->nbufs++] = p;
 	/* zeroed, so that rows a step does not write (EP capacity) hold numbers */
-	static const char zero[65536];
-	for (size_t at = 0; at < bytes && !st->rc; at += sizeof zero) {
-		const size_t n1 = bytes - at < sizeof zero ? bytes - at : sizeof zero;
-		st->rc = mb_dev_upload(st->be, st->dev, (char *)p + at, zero, n1);
+	if (!st->zeros && !(st->zeros = calloc(1, ZERO_CHUNK))) {
+		st->rc = mb_err(MB_ERR_NOMEM, "train_step: out of host memory");
+		return NULL;
+	}
+	for (size_t at = 0; at < bytes && !st->rc; at += ZERO_CHUNK) {
+		const size_t n1 = bytes - at < ZERO_CHUNK ? bytes - at : ZERO_CHUNK;
+		st->rc = mb_dev_upload(st->be, st->dev, (char *)p + at, st->zeros, n1);
 	}
 	return st->rc ? NULL : p;
 }
 
-static float *F(ts_state *st, int64_t n) { return ts_buf(st, n, sizeof(float)); }
-static int32_t *I32(ts_state *st, int64_t n) { return ts_buf(st, n, sizeof(int32_t)); }
-static int64_t *I64(ts_state *st, int64_t n) { return ts_buf(st, n, sizeof(int64_t)); }
+static float *buf_f32(ts_state *st, int64_t n) { return ts_buf(st, n, sizeof(float)); }
+static int32_t *buf_i32(ts_state *st, int64_t n) { return ts_buf(st, n, sizeof(int32_t)); }
+static int64_t *buf_i64(ts_state *st, int64_t n) { return ts_buf(st, n, sizeof(int64_t)); }
 
 static ts_item *ts_item_new(ts_state *st)
 {
@@ -155,7 +172,8 @@ static ts_item *ts_item_new(ts_state *st)
 		int cap = st->capitems ? 2 * st->capitems : 256;
 		ts_item *it = realloc(st->items, (size_t)cap * sizeof *it);
 		if (!it) {
-			st->rc = mb_err(MB_ERR_NOMEM, "train_step: out of memory for the launch list");
+			st->rc = mb_err(MB_ERR_NOMEM,
+					"train_step: out of memory for the launch list");
 			return NULL;
 		}
 		st->items = it;
@@ -296,9 +314,10 @@ static void ts_attn_fwd(ts_state *st, ts_layer *y, const float *x)
 	const ts_shape *s = &st->s;
 	const int64_t T = s->T, h = s->h, H = s->H, dn = s->dqk - s->rope;
 	const int64_t Hk = s->mla ? H : s->Hkv;
-	y->a1 = F(st, T * h), y->rstd1 = F(st, T);
-	y->q = F(st, T * H * s->dqk), y->k = F(st, T * Hk * s->dqk), y->v = F(st, T * Hk * s->dv);
-	y->o = F(st, T * H * s->dv), y->lse = F(st, T * H);
+	y->a1 = buf_f32(st, T * h), y->rstd1 = buf_f32(st, T);
+	y->q = buf_f32(st, T * H * s->dqk), y->k = buf_f32(st, T * Hk * s->dqk);
+	y->v = buf_f32(st, T * Hk * s->dv);
+	y->o = buf_f32(st, T * H * s->dv), y->lse = buf_f32(st, T * H);
 	norm(st, PH_OTHER, x, y->g1, y->a1, y->rstd1, T, h);
 	if (!s->mla) {
 		lin(st, PH_ATTN, y->a1, y->wq, y->q, h, H * s->dqk, 0);
@@ -306,15 +325,17 @@ static void ts_attn_fwd(ts_state *st, ts_layer *y, const float *x)
 		lin(st, PH_ATTN, y->a1, y->wv, y->v, h, Hk * s->dv, 0);
 	} else {
 		if (s->ql) {
-			y->cq = F(st, T * s->ql), y->cqn = F(st, T * s->ql), y->rstdq = F(st, T);
+			y->cq = buf_f32(st, T * s->ql), y->cqn = buf_f32(st, T * s->ql);
+			y->rstdq = buf_f32(st, T);
 			lin(st, PH_ATTN, y->a1, y->wdq, y->cq, h, s->ql, 0);
 			norm(st, PH_ATTN, y->cq, y->gq, y->cqn, y->rstdq, T, s->ql);
 			lin(st, PH_ATTN, y->cqn, y->wuq, y->q, s->ql, H * s->dqk, 0);
 		} else {
 			lin(st, PH_ATTN, y->a1, y->wq, y->q, h, H * s->dqk, 0);
 		}
-		y->ckv = F(st, T * s->kvl), y->ckvn = F(st, T * s->kvl), y->rstdkv = F(st, T);
-		y->kn = F(st, T * H * dn), y->kr = F(st, T * s->rope);
+		y->ckv = buf_f32(st, T * s->kvl), y->ckvn = buf_f32(st, T * s->kvl);
+		y->rstdkv = buf_f32(st, T);
+		y->kn = buf_f32(st, T * H * dn), y->kr = buf_f32(st, T * s->rope);
 		lin(st, PH_ATTN, y->a1, y->wdkv, y->ckv, h, s->kvl, 0);
 		norm(st, PH_ATTN, y->ckv, y->gkv, y->ckvn, y->rstdkv, T, s->kvl);
 		lin(st, PH_ATTN, y->ckvn, y->wuk, y->kn, s->kvl, H * dn, 0);
@@ -331,7 +352,7 @@ static void ts_attn_fwd(ts_state *st, ts_layer *y, const float *x)
 	op.u.attn.kv_heads = Hk, op.u.attn.d_qk = s->dqk, op.u.attn.d_v = s->dv;
 	op.u.attn.scale = (float)(1.0 / sqrt((double)s->dqk)), op.u.attn.causal = 1;
 	emit(st, PH_ATTN, &op, IN(y->q, y->k, y->v), OUT(y->o, y->lse));
-	y->hres = F(st, T * h);
+	y->hres = buf_f32(st, T * h);
 	lin(st, PH_ATTN, y->o, y->wo, y->hres, H * s->dv, h, 0);
 	add(st, PH_OTHER, x, y->hres, T * h);
 }
@@ -342,7 +363,7 @@ static void ts_dense_fwd(ts_state *st, ts_layer *y, int w1, int w2, int64_t ffn,
 			 float beta)
 {
 	const int64_t T = st->s.T, h = st->s.h;
-	y->gu = F(st, T * 2 * ffn), y->act = F(st, T * ffn);
+	y->gu = buf_f32(st, T * 2 * ffn), y->act = buf_f32(st, T * ffn);
 	lin(st, PH_FFN, y->a2, w1, y->gu, h, 2 * ffn, 0);
 	swiglu(st, 0, T, ffn, y->gu, NULL, y->act);
 	lin(st, PH_FFN, y->act, w2, out, ffn, h, beta);
@@ -353,10 +374,10 @@ static void ts_moe_fwd(ts_state *st, ts_layer *y, float *out)
 	const ts_shape *s = &st->s;
 	const int64_t T = s->T, h = s->h, E = s->E, k = s->k, f = s->f, W = s->W;
 	const int64_t R = s->ep > 1 ? s->Rmax : s->P; /* rows of the grouped GEMMs */
-	y->logits = F(st, T * E), y->w = F(st, T * k), y->scores = F(st, T * E);
-	y->idx = I32(st, T * k), y->pos = I32(st, T * k), y->off = I64(st, E + 1);
-	y->xs = F(st, s->P * h), y->ys = F(st, s->P * h);
-	y->gue = F(st, R * 2 * f), y->acte = F(st, R * f);
+	y->logits = buf_f32(st, T * E), y->w = buf_f32(st, T * k), y->scores = buf_f32(st, T * E);
+	y->idx = buf_i32(st, T * k), y->pos = buf_i32(st, T * k), y->off = buf_i64(st, E + 1);
+	y->xs = buf_f32(st, s->P * h), y->ys = buf_f32(st, s->P * h);
+	y->gue = buf_f32(st, R * 2 * f), y->acte = buf_f32(st, R * f);
 	lin(st, PH_FFN, y->a2, y->wr, y->logits, h, E, 0);
 	mb_op op = op_of(st, MB_OP_ROUTER);
 	op.u.router.tokens = T, op.u.router.experts = E, op.u.router.top_k = k;
@@ -370,15 +391,16 @@ static void ts_moe_fwd(ts_state *st, ts_layer *y, float *out)
 	if (s->ep > 1) {
 		y->off_h = calloc((size_t)(E + 1 + 2 * E + 2 * W), sizeof(int64_t));
 		if (!y->off_h && !st->rc)
-			st->rc = mb_err(MB_ERR_NOMEM, "train_step: out of host memory for EP counts");
+			st->rc = mb_err(MB_ERR_NOMEM,
+					"train_step: out of host memory for EP counts");
 		if (y->off_h) {
 			y->cnt_send_h = y->off_h + E + 1, y->cnt_recv_h = y->cnt_send_h + E;
 			y->send_rows = y->cnt_recv_h + E, y->recv_rows = y->send_rows + W;
 		}
-		y->cnt_send = I64(st, E), y->cnt_recv = I64(st, E);
-		y->xr = F(st, R * h), y->idx_r = I32(st, R), y->xs2 = F(st, R * h);
-		y->off2 = I64(st, s->El + 2), y->pos2 = I32(st, R);
-		y->ys2 = F(st, R * h), y->yr = F(st, R * h);
+		y->cnt_send = buf_i64(st, E), y->cnt_recv = buf_i64(st, E);
+		y->xr = buf_f32(st, R * h), y->idx_r = buf_i32(st, R), y->xs2 = buf_f32(st, R * h);
+		y->off2 = buf_i64(st, s->El + 2), y->pos2 = buf_i32(st, R);
+		y->ys2 = buf_f32(st, R * h), y->yr = buf_f32(st, R * h);
 		st->phase = PH_COMM;
 		(void)ts_item_new(st); /* the count exchange: a host step (ts_ep_counts) */
 		a2a(st, y->xs, y->xr, y->send_rows, y->recv_rows);
@@ -413,7 +435,7 @@ static void ts_forward(ts_state *st)
 		ts_layer *y = &st->lay[l];
 		st->layer = l;
 		ts_attn_fwd(st, y, st->x[l]);
-		y->a2 = F(st, T * h), y->rstd2 = F(st, T);
+		y->a2 = buf_f32(st, T * h), y->rstd2 = buf_f32(st, T);
 		norm(st, PH_OTHER, y->hres, y->g2, y->a2, y->rstd2, T, h);
 		if (y->moe)
 			ts_moe_fwd(st, y, st->x[l + 1]);
@@ -453,8 +475,10 @@ static void ts_attn_bwd(ts_state *st, ts_layer *y, const float *x)
 		op.u.kcat.d_rope = s->rope;
 		emit(st, PH_ATTN, &op, IN(st->dk), OUT(st->dkn, st->dkr));
 		if (s->ql) {
-			lin_bwd(st, PH_ATTN, y->cqn, y->wuq, st->dq, st->dcqn, 0, s->ql, H * s->dqk);
-			norm_bwd(st, PH_ATTN, st->dcqn, y->cq, y->gq, y->rstdq, st->dcq, 0, T, s->ql);
+			lin_bwd(st, PH_ATTN, y->cqn, y->wuq, st->dq, st->dcqn, 0, s->ql,
+				H * s->dqk);
+			norm_bwd(st, PH_ATTN, st->dcqn, y->cq, y->gq, y->rstdq, st->dcq, 0, T,
+				 s->ql);
 			lin_bwd(st, PH_ATTN, y->a1, y->wdq, st->dcq, st->da, 0, h, s->ql);
 		} else {
 			lin_bwd(st, PH_ATTN, y->a1, y->wq, st->dq, st->da, 0, h, H * s->dqk);
@@ -493,7 +517,8 @@ static void ts_moe_bwd(ts_state *st, ts_layer *y)
 	if (s->ep > 1) {
 		a2a(st, st->dys, st->dyr, y->send_rows, y->recv_rows);
 		op = op_perm(st, MB_OP_UNPERMUTE_BWD, R, s->El + 1, 1, 0);
-		emit(st, PH_FFN, &op, IN(st->dyr, y->ys2, y->pos2, st->ones), OUT(st->dys2, st->dw2));
+		emit(st, PH_FFN, &op, IN(st->dyr, y->ys2, y->pos2, st->ones),
+		     OUT(st->dys2, st->dw2));
 		gx = y->xs2, gdy = st->dys2, goff = y->off2, gdx = st->dxs2;
 	}
 	gmm(st, MB_GMM_NT, h, f, gdy, prm(st, y->we2), goff, st->dact);
@@ -585,13 +610,11 @@ static int ts_init_data(ts_state *st)
 	int rc = 0;
 	for (int i = 0; i < st->nt && !rc; i++) {
 		const ts_tensor *t = &st->t[i];
-		for (int64_t j = 0; j < t->n; j++)
-			host[j] = t->init == 0
-					  ? 1.0f
-					  : (float)((2.0 * mb_rand_uniform(st->seed, S_PARAM + (uint64_t)i,
-									   (uint64_t)(t->first + j)) -
-						     1.0) *
-						    t->init);
+		const uint64_t stream = S_PARAM + (uint64_t)i, first = (uint64_t)t->first;
+		for (int64_t j = 0; j < t->n; j++) {
+			const double u = mb_rand_uniform(st->seed, stream, first + (uint64_t)j);
+			host[j] = t->init == 0 ? 1.0f : (float)((2.0 * u - 1.0) * t->init);
+		}
 		rc = mb_dev_upload(st->be, st->dev, prm(st, i), host, (size_t)t->n * sizeof(float));
 	}
 	int32_t *ids = (int32_t *)host, *tgt = ids + s->T;
@@ -616,32 +639,34 @@ static int ts_buffers(ts_state *st)
 	/* d(act) of a dense FFN, the shared experts or the routed experts */
 	const int64_t dact = max64(max64(s->Ld ? T * s->fd : 1, T * s->S * s->f),
 				   s->Ld < s->L ? R * s->f : 1);
-	st->param = F(st, st->n_all), st->grad = F(st, st->n_all);
-	st->adam_m = F(st, st->n_all), st->adam_v = F(st, st->n_all);
+	st->param = buf_f32(st, st->n_all), st->grad = buf_f32(st, st->n_all);
+	st->adam_m = buf_f32(st, st->n_all), st->adam_v = buf_f32(st, st->n_all);
 	st->x = calloc((size_t)s->L + 1, sizeof *st->x);
 	if (!st->x)
 		return mb_err(MB_ERR_NOMEM, "train_step: out of host memory");
 	for (int64_t l = 0; l <= s->L; l++)
-		st->x[l] = F(st, T * h);
-	st->ids = I32(st, T), st->tgt = I32(st, T);
-	st->xf = F(st, T * h), st->rstdf = F(st, T), st->loss = F(st, 1);
-	st->logits = F(st, T * s->V), st->dlogits = F(st, T * s->V);
-	st->g = F(st, T * h), st->dxf = F(st, T * h), st->da = F(st, T * h);
-	st->d_o = F(st, T * H * s->dv), st->dq = F(st, T * H * s->dqk);
-	st->dk = F(st, T * Hk * s->dqk), st->dv = F(st, T * Hk * s->dv);
+		st->x[l] = buf_f32(st, T * h);
+	st->ids = buf_i32(st, T), st->tgt = buf_i32(st, T);
+	st->xf = buf_f32(st, T * h), st->rstdf = buf_f32(st, T), st->loss = buf_f32(st, 1);
+	st->logits = buf_f32(st, T * s->V), st->dlogits = buf_f32(st, T * s->V);
+	st->g = buf_f32(st, T * h), st->dxf = buf_f32(st, T * h), st->da = buf_f32(st, T * h);
+	st->d_o = buf_f32(st, T * H * s->dv), st->dq = buf_f32(st, T * H * s->dqk);
+	st->dk = buf_f32(st, T * Hk * s->dqk), st->dv = buf_f32(st, T * Hk * s->dv);
 	if (s->mla) {
-		st->dcqn = F(st, T * s->ql), st->dcq = F(st, T * s->ql);
-		st->dckvn = F(st, T * s->kvl), st->dckv = F(st, T * s->kvl);
-		st->dkn = F(st, T * H * (s->dqk - s->rope)), st->dkr = F(st, T * s->rope);
+		st->dcqn = buf_f32(st, T * s->ql), st->dcq = buf_f32(st, T * s->ql);
+		st->dckvn = buf_f32(st, T * s->kvl), st->dckv = buf_f32(st, T * s->kvl);
+		st->dkn = buf_f32(st, T * H * (s->dqk - s->rope));
+		st->dkr = buf_f32(st, T * s->rope);
 	}
-	st->dact = F(st, dact), st->dgu = F(st, 2 * dact);
+	st->dact = buf_f32(st, dact), st->dgu = buf_f32(st, 2 * dact);
 	if (s->Ld < s->L) {
-		st->dys = F(st, s->P * h), st->dxs = F(st, s->P * h);
-		st->dw = F(st, s->P), st->dlr = F(st, T * s->E);
+		st->dys = buf_f32(st, s->P * h), st->dxs = buf_f32(st, s->P * h);
+		st->dw = buf_f32(st, s->P), st->dlr = buf_f32(st, T * s->E);
 	}
 	if (s->ep > 1 && s->Ld < s->L) {
-		st->dyr = F(st, R * h), st->dys2 = F(st, R * h), st->dw2 = F(st, R);
-		st->dxs2 = F(st, R * h), st->dxr = F(st, R * h), st->ones = F(st, R);
+		st->dyr = buf_f32(st, R * h), st->dys2 = buf_f32(st, R * h);
+		st->dxs2 = buf_f32(st, R * h), st->dxr = buf_f32(st, R * h);
+		st->dw2 = buf_f32(st, R), st->ones = buf_f32(st, R);
 		st->ones_h = malloc((size_t)s->W * sizeof *st->ones_h);
 		st->idx_r_h = malloc((size_t)R * sizeof *st->idx_r_h);
 		float *one = malloc((size_t)R * sizeof *one);
@@ -654,7 +679,8 @@ static int ts_buffers(ts_state *st)
 		for (int64_t i = 0; i < R; i++)
 			one[i] = 1.0f;
 		if (!st->rc)
-			st->rc = mb_dev_upload(st->be, st->dev, st->ones, one, (size_t)R * sizeof *one);
+			st->rc = mb_dev_upload(st->be, st->dev, st->ones, one,
+					       (size_t)R * sizeof *one);
 		free(one);
 	}
 	st->red_n = max64(LOSS_CAP, 4 * s->W);
@@ -692,6 +718,8 @@ int mb_ts_graph_build(ts_state *st)
 	ts_forward(st);
 	ts_backward(st);
 	ts_update(st);
+	free(st->zeros);
+	st->zeros = NULL;
 	return st->rc;
 }
 
@@ -705,7 +733,8 @@ static int ts_ep_counts(ts_state *st, ts_layer *y)
 {
 	const ts_shape *s = &st->s;
 	const int64_t W = s->W, El = s->El, E = s->E;
-	int rc = mb_dev_download(st->be, st->dev, y->off_h, y->off, (size_t)(E + 1) * sizeof(int64_t));
+	int rc = mb_dev_download(st->be, st->dev, y->off_h, y->off,
+				 (size_t)(E + 1) * sizeof(int64_t));
 	if (rc)
 		return rc;
 	for (int64_t r = 0; r < W; r++) {
@@ -713,7 +742,8 @@ static int ts_ep_counts(ts_state *st, ts_layer *y)
 		for (int64_t e = 0; e < El; e++)
 			y->cnt_send_h[r * El + e] = y->off_h[r * El + e + 1] - y->off_h[r * El + e];
 	}
-	rc = mb_dev_upload(st->be, st->dev, y->cnt_send, y->cnt_send_h, (size_t)E * sizeof(int64_t));
+	rc = mb_dev_upload(st->be, st->dev, y->cnt_send, y->cnt_send_h,
+			   (size_t)E * sizeof(int64_t));
 	const mb_io io = {.in = {y->cnt_send, st->ones_h, st->ones_h}, .out = {y->cnt_recv}};
 	if (!rc)
 		rc = mb_dev_launch(st->be, st->dev, st->cnt_plan, &io);
@@ -728,9 +758,10 @@ static int ts_ep_counts(ts_state *st, ts_layer *y)
 		for (int64_t e = 0; e < El; e++) {
 			const int64_t c = y->cnt_recv_h[src * El + e];
 			if (c < 0 || n + c > s->Rmax)
-				return mb_err(MB_ERR_INTERNAL, "train_step: rank %lld sends %lld rows "
-							       "for local expert %lld, beyond the "
-							       "capacity %lld",
+				return mb_err(MB_ERR_INTERNAL,
+					      "train_step: rank %lld sends %lld rows "
+					      "for local expert %lld, beyond the "
+					      "capacity %lld",
 					      (long long)src, (long long)c, (long long)e,
 					      (long long)s->Rmax);
 			for (int64_t i = 0; i < c; i++)
@@ -779,7 +810,8 @@ void mb_ts_graph_free(ts_state *st)
 	for (int64_t l = 0; st->lay && l < st->s.L; l++)
 		free(st->lay[l].off_h);
 	free(st->items), free(st->bufs), free(st->t), free(st->lay), free(st->x);
-	free(st->ones_h), free(st->idx_r_h), free(st->loss_hist);
+	free(st->ones_h), free(st->idx_r_h), free(st->loss_hist), free(st->zeros);
+	st->zeros = NULL;
 	st->items = NULL, st->bufs = NULL, st->t = NULL, st->lay = NULL, st->x = NULL;
 	st->ones_h = NULL, st->idx_r_h = NULL, st->loss_hist = NULL;
 	st->nitems = st->nbufs = st->nt = 0;

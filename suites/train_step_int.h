@@ -99,6 +99,7 @@ typedef struct ts_state {
 	mb_plan *cnt_plan;   /* EP count exchange */
 	int64_t *ones_h;     /* [W] ones: one count row to and from each rank */
 	int32_t *idx_r_h;    /* [Rmax] */
+	void *zeros;         /* host zeros for clearing new buffers */
 	/* results */
 	double *loss_hist, loss_last;
 	int64_t steps;

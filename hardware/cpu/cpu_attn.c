@@ -57,6 +57,7 @@ static int64_t attn_env(const char *n, int64_t d) { const char *e = getenv(n); r
 #define ATTN_FWD_BK attn_env("ATTN_FBK", 512)
 #define ATTN_BWD_BQ attn_env("ATTN_BBQ", 512)
 #define ATTN_BWD_BK attn_env("ATTN_BBK", 128)
+#define ATTN_STEP attn_env("ATTN_SB", 64)
 
 #define ATTN_LOG2E 1.4426950408889634
 #define ATTN_LN2 0.6931471805599453
@@ -270,7 +271,7 @@ int mb_cpu_attn_plan(const mb_op *op, void **scratch)
 	/* FWD: a score block and the rows' max and sum. BWD: P and dP blocks,
 	 * and D and lse (base 2) for every row of the head being worked on. */
 	size_t per = op->kind == MB_OP_ATTN_FWD
-			     ? (size_t)(d.bq * d.bk + 2 * d.bq)
+			     ? (size_t)(d.bq * (d.bk > d.bq ? d.bk : d.bq) + 2 * d.bq)
 			     : (size_t)(2 * d.bq * d.bk + 2 * d.S);
 	per = (per + 15) & ~(size_t)15; /* 64-byte aligned, no false sharing */
 	sc->per_thread = per;
@@ -342,40 +343,67 @@ static void attn_blas_restore(int n)
 
 /* ---- forward ---- */
 
+/* One (b, h, query block) of the forward: row 0 of its head's Q and O, the
+ * kv head's K and V, and the block's first row i0. */
+typedef struct attn_fwd_ctx {
+	const attn_dims *d;
+	const float *q, *k, *v;
+	float *o, *s, *mrow, *lrow;
+	int64_t i0;
+} attn_fwd_ctx;
+
+/* Rows i0+r0 .. i0+r0+m-1 against keys j0 .. j0+n-1. */
+static void attn_fwd_span(const attn_fwd_ctx *c, int64_t r0, int64_t m, int64_t j0, int64_t n)
+{
+	const attn_dims *d = c->d;
+	const int64_t i = c->i0 + r0, ldq = d->H * d->dq, ldo = d->H * d->dv;
+	const float *q = c->q + i * ldq;
+	float *o = c->o + i * ldo;
+	const int64_t off = d->causal && j0 + n - 1 > i ? i - j0 : NO_MASK;
+	attn_sgemm(0, 1, m, n, d->dq, d->scale2, q, ldq, c->k + j0 * d->Hk * d->dq, d->Hk * d->dq,
+		   0.0f, c->s, n);
+	attn_fwd_rows(c->s, m, n, n, off, c->mrow + r0, c->lrow + r0, j0 ? o : NULL, ldo, d->dv);
+	attn_sgemm(0, 0, m, d->dv, n, 1.0f, c->s, n, c->v + j0 * d->Hk * d->dv, d->Hk * d->dv,
+		   j0 ? 1.0f : 0.0f, o, ldo);
+}
+
 static void attn_fwd_item(const attn_dims *d, const mb_io *io, float *buf, int64_t b, int64_t h,
 			  int64_t qb)
 {
-	const float *Q = io->in[0], *K = io->in[1], *V = io->in[2];
-	float *O = io->out[0], *lse = io->out[1];
-	const int64_t bq = d->bq, bk = d->bk, i0 = qb * bq, m = attn_min(bq, d->S - i0);
-	const int64_t kvh = h / d->G;
-	const int64_t ldq = d->H * d->dq, ldk = d->Hk * d->dq, ldv = d->Hk * d->dv,
-		      ldo = d->H * d->dv;
-	const float *q = Q + ((b * d->S + i0) * d->H + h) * d->dq;
-	float *o = O + ((b * d->S + i0) * d->H + h) * d->dv;
-	float *s = buf, *mrow = buf + bq * bk, *lrow = mrow + bq;
+	const int64_t i0 = qb * d->bq, m = attn_min(d->bq, d->S - i0), kvh = h / d->G;
+	float *s = buf + 2 * d->bq;
+	const attn_fwd_ctx c = {
+		.d = d,
+		.q = (const float *)io->in[0] + (b * d->S * d->H + h) * d->dq,
+		.k = (const float *)io->in[1] + (b * d->S * d->Hk + kvh) * d->dq,
+		.v = (const float *)io->in[2] + (b * d->S * d->Hk + kvh) * d->dv,
+		.o = (float *)io->out[0] + (b * d->S * d->H + h) * d->dv,
+		.s = s, .mrow = buf, .lrow = buf + d->bq, .i0 = i0,
+	};
 	for (int64_t r = 0; r < m; r++) {
-		mrow[r] = -INFINITY;
-		lrow[r] = 0.0f;
+		c.mrow[r] = -INFINITY;
+		c.lrow[r] = 0.0f;
 	}
-	/* Causal: keys up to the block's last row, the last key block cut there. */
-	const int64_t kend = d->causal ? i0 + m : d->S;
-	for (int64_t j0 = 0; j0 < kend; j0 += bk) {
-		const int64_t n = attn_min(bk, kend - j0);
-		const float *k = K + ((b * d->S + j0) * d->Hk + kvh) * d->dq;
-		const float *v = V + ((b * d->S + j0) * d->Hk + kvh) * d->dv;
-		const int64_t off = d->causal && j0 + n - 1 > i0 ? i0 - j0 : NO_MASK;
-		attn_sgemm(0, 1, m, n, d->dq, d->scale2, q, ldq, k, ldk, 0.0f, s, bk);
-		attn_fwd_rows(s, m, n, bk, off, mrow, lrow, j0 ? o : NULL, ldo, d->dv);
-		attn_sgemm(0, 0, m, d->dv, n, 1.0f, s, bk, v, ldv, j0 ? 1.0f : 0.0f, o, ldo);
-	}
-	float *lse_row = lse + (b * d->H + h) * d->S + i0;
+	/* The keys every row of the block sees, in blocks; causal, then the
+	 * diagonal block as a staircase of ATTN_STEP-row spans, each against
+	 * the keys up to its last row, so that little of the masked half is
+	 * computed. */
+	const int64_t kfull = d->causal ? i0 : d->S;
+	for (int64_t j0 = 0; j0 < kfull; j0 += d->bk)
+		attn_fwd_span(&c, 0, m, j0, attn_min(d->bk, kfull - j0));
+	if (d->causal)
+		for (int64_t r0 = 0; r0 < m; r0 += ATTN_STEP) {
+			const int64_t mr = attn_min(ATTN_STEP, m - r0);
+			attn_fwd_span(&c, r0, mr, i0, r0 + mr);
+		}
+	const int64_t ldo = d->H * d->dv;
+	float *lse_row = (float *)io->out[1] + (b * d->H + h) * d->S + i0;
 	for (int64_t r = 0; r < m; r++) {
-		const float inv = 1.0f / lrow[r];
-		float *orow = o + r * ldo;
-		for (int64_t c = 0; c < d->dv; c++)
-			orow[c] *= inv;
-		lse_row[r] = (float)(((double)mrow[r] + log2((double)lrow[r])) * ATTN_LN2);
+		const float inv = 1.0f / c.lrow[r];
+		float *orow = c.o + (i0 + r) * ldo;
+		for (int64_t x = 0; x < d->dv; x++)
+			orow[x] *= inv;
+		lse_row[r] = (float)(((double)c.mrow[r] + log2((double)c.lrow[r])) * ATTN_LN2);
 	}
 }
 
@@ -412,54 +440,82 @@ typedef struct attn_kv_out {
 	int first; /* this item's contribution is the first: overwrite */
 } attn_kv_out;
 
+/* One (b, h) of the backward: row 0 of its head's tensors and its scratch. */
+typedef struct attn_bwd_ctx {
+	const attn_dims *d;
+	const attn_kv_out *kv;
+	const float *q, *dout, *k, *v;
+	float *dq, *P, *dP;
+	const float *dsum, *lse2; /* per query row */
+} attn_bwd_ctx;
+
+/* Queries i0 .. i0+m-1 against keys j0 .. j0+n-1: the five matmuls. */
+static void attn_bwd_span(const attn_bwd_ctx *c, int64_t i0, int64_t m, int64_t j0, int64_t n)
+{
+	const attn_dims *d = c->d;
+	const int64_t ldq = d->H * d->dq, ldo = d->H * d->dv, ldk = d->Hk * d->dq,
+		      ldv = d->Hk * d->dv;
+	const float *q = c->q + i0 * ldq, *dout = c->dout + i0 * ldo;
+	const float *k = c->k + j0 * ldk, *v = c->v + j0 * ldv;
+	float *dq = c->dq + i0 * ldq, *dk = c->kv->dk + j0 * c->kv->lddk;
+	float *dv = c->kv->dv + j0 * c->kv->lddv, *P = c->P, *dP = c->dP;
+	const int64_t off = d->causal && j0 + n - 1 > i0 ? i0 - j0 : NO_MASK;
+	attn_sgemm(0, 1, m, n, d->dq, d->scale2, q, ldq, k, ldk, 0.0f, P, n);
+	attn_bwd_probs(P, m, n, n, off, c->lse2 + i0);
+	attn_sgemm(1, 0, n, d->dv, m, 1.0f, P, n, dout, ldo, 1.0f, dv, c->kv->lddv);
+	attn_sgemm(0, 1, m, n, d->dv, 1.0f, dout, ldo, v, ldv, 0.0f, dP, n);
+	attn_bwd_dscores(P, dP, m, n, n, c->dsum + i0);
+	/* Key block 0 is the first to reach every query row: it overwrites. */
+	attn_sgemm(0, 0, m, d->dq, n, d->scale, dP, n, k, ldk, j0 ? 1.0f : 0.0f, dq, ldq);
+	attn_sgemm(1, 0, n, d->dq, m, d->scale, dP, n, q, ldq, 1.0f, dk, c->kv->lddk);
+}
+
 static void attn_bwd_item(const attn_dims *d, const mb_io *io, float *buf, int64_t b, int64_t h,
 			  const attn_kv_out *kv)
 {
-	const float *dO = io->in[0], *Q = io->in[1], *K = io->in[2], *V = io->in[3],
-		    *O = io->in[4], *lse = io->in[5];
-	float *dQ = io->out[0];
-	const int64_t bq = d->bq, bk = d->bk, S = d->S, kvh = h / d->G;
-	const int64_t ldq = d->H * d->dq, ldo = d->H * d->dv, ldk = d->Hk * d->dq,
-		      ldv = d->Hk * d->dv;
-	const float *q_h = Q + (b * S * d->H + h) * d->dq;
-	const float *do_h = dO + (b * S * d->H + h) * d->dv;
-	const float *o_h = O + (b * S * d->H + h) * d->dv;
-	float *dq_h = dQ + (b * S * d->H + h) * d->dq;
-	float *P = buf, *dP = buf + bq * bk, *dsum = dP + bq * bk, *lse2 = dsum + S;
-
-	const float *lse_h = lse + (b * d->H + h) * S;
+	const int64_t S = d->S, kvh = h / d->G, ldo = d->H * d->dv;
+	float *dsum = buf + 2 * d->bq * d->bk, *lse2 = dsum + S;
+	const attn_bwd_ctx c = {
+		.d = d,
+		.kv = kv,
+		.dout = (const float *)io->in[0] + (b * S * d->H + h) * d->dv,
+		.q = (const float *)io->in[1] + (b * S * d->H + h) * d->dq,
+		.k = (const float *)io->in[2] + (b * S * d->Hk + kvh) * d->dq,
+		.v = (const float *)io->in[3] + (b * S * d->Hk + kvh) * d->dv,
+		.dq = (float *)io->out[0] + (b * S * d->H + h) * d->dq,
+		.P = buf, .dP = buf + d->bq * d->bk, .dsum = dsum, .lse2 = lse2,
+	};
+	const float *o_h = (const float *)io->in[4] + (b * S * d->H + h) * d->dv;
+	const float *lse_h = (const float *)io->in[5] + (b * d->H + h) * S;
 	for (int64_t i = 0; i < S; i++) {
-		const float *x = do_h + i * ldo, *y = o_h + i * ldo;
+		const float *x = c.dout + i * ldo, *y = o_h + i * ldo;
 		float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
-		for (int64_t c = 0; c < d->dv; c++)
-			acc += x[c] * y[c];
+		for (int64_t x_ = 0; x_ < d->dv; x_++)
+			acc += x[x_] * y[x_];
 		dsum[i] = acc;
 		lse2[i] = (float)(lse_h[i] * ATTN_LOG2E);
 	}
-
-	for (int64_t j0 = 0; j0 < S; j0 += bk) {
-		const int64_t n = attn_min(bk, S - j0);
-		const float *k = K + ((b * S + j0) * d->Hk + kvh) * d->dq;
-		const float *v = V + ((b * S + j0) * d->Hk + kvh) * d->dv;
-		float *dk = kv->dk + j0 * kv->lddk, *dv = kv->dv + j0 * kv->lddv;
-		/* Causal: the queries from j0 on see this block. */
-		const int64_t istart = d->causal ? j0 : 0;
-		for (int64_t i0 = istart; i0 < S; i0 += bq) {
-			const int64_t m = attn_min(bq, S - i0);
-			const float *q = q_h + i0 * ldq, *dout = do_h + i0 * ldo;
-			float *dq = dq_h + i0 * ldq;
-			const int64_t off = d->causal && j0 + n - 1 > i0 ? i0 - j0 : NO_MASK;
-			const float beta_kv = kv->first && i0 == istart ? 0.0f : 1.0f;
-			attn_sgemm(0, 1, m, n, d->dq, d->scale2, q, ldq, k, ldk, 0.0f, P, bk);
-			attn_bwd_probs(P, m, n, bk, off, lse2 + i0);
-			attn_sgemm(1, 0, n, d->dv, m, 1.0f, P, bk, dout, ldo, beta_kv, dv, kv->lddv);
-			attn_sgemm(0, 1, m, n, d->dv, 1.0f, dout, ldo, v, ldv, 0.0f, dP, bk);
-			attn_bwd_dscores(P, dP, m, n, bk, dsum + i0);
-			attn_sgemm(0, 0, m, d->dq, n, d->scale, dP, bk, k, ldk, j0 ? 1.0f : 0.0f, dq,
-				   ldq);
-			attn_sgemm(1, 0, n, d->dq, m, d->scale, dP, bk, q, ldq, beta_kv, dk, kv->lddk);
+	for (int64_t j0 = 0; j0 < S; j0 += d->bk) {
+		const int64_t n = attn_min(d->bk, S - j0);
+		if (kv->first)
+			for (int64_t j = j0; j < j0 + n; j++) {
+				memset(kv->dk + j * kv->lddk, 0, (size_t)d->dq * sizeof(float));
+				memset(kv->dv + j * kv->lddv, 0, (size_t)d->dv * sizeof(float));
+			}
+		if (!d->causal) {
+			for (int64_t i0 = 0; i0 < S; i0 += d->bq)
+				attn_bwd_span(&c, i0, attn_min(d->bq, S - i0), j0, n);
+			continue;
 		}
+		/* Causal: the queries j0 .. j0+n-1 in a staircase (as in the
+		 * forward), then every later query against the whole block. */
+		for (int64_t r0 = 0; r0 < n; r0 += ATTN_STEP) {
+			const int64_t mr = attn_min(ATTN_STEP, n - r0);
+			attn_bwd_span(&c, j0 + r0, mr, j0, r0 + mr);
+		}
+		for (int64_t i0 = j0 + n; i0 < S; i0 += d->bq)
+			attn_bwd_span(&c, i0, attn_min(d->bq, S - i0), j0, n);
 	}
 }
 

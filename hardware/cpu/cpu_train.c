@@ -16,9 +16,13 @@
 #include <string.h>
 
 /* RMSNORM_BWD sums d(gamma) over at most this many row chunks. */
-/* Loops over fewer elements run on the calling thread: waking the OpenMP
- * pool costs more than they do (and nothing depends on the thread count). */
-#define PAR_MIN 32768
+/* Loops over fewer elements run on the calling thread. cpu.c pauses the
+ * OpenMP pool around every matmul, so a parallel region here first starts
+ * its threads again: tens of microseconds on an idle machine, but a whole
+ * scheduler slice (milliseconds) when the other cores are busy, which is
+ * more than a one-core pass over 4 MiB costs (~0.5 ms). Nothing depends on
+ * the thread count. */
+#define PAR_MIN (1 << 20)
 #define NORM_CHUNKS 64
 
 typedef struct train_scratch {
@@ -259,8 +263,9 @@ static int embed_bwd(const mb_op *op, train_scratch *s, const mb_io *io)
 
 /* ---- cross-entropy ----
  * loss_r = logsumexp(l_r) - l_r[target_r]; loss = mean over rows;
- * dlogits_r = (softmax(l_r) - onehot(target_r)) / rows. dlogits may alias
- * logits: each element is read before it is written. */
+ * dlogits_r = (softmax(l_r) - onehot(target_r)) / rows, one exp per logit
+ * (stored, then scaled). dlogits may alias logits: a row's max and target
+ * logit are read before the row is overwritten. */
 static int xent(const mb_op *op, train_scratch *s, const mb_io *io)
 {
 	const int64_t R = op->u.row.rows, V = op->u.row.vocab;
@@ -278,13 +283,18 @@ static int xent(const mb_op *op, train_scratch *s, const mb_io *io)
 		float mx = l[0];
 		for (int64_t c = 1; c < V; c++)
 			mx = l[c] > mx ? l[c] : mx;
+		const double lt = l[tgt[r]];
 		double sum = 0.0;
+		for (int64_t c = 0; c < V; c++) {
+			const float e = expf(l[c] - mx);
+			d[c] = e;
+			sum += e;
+		}
+		s->row_loss[r] = (double)mx + log(sum) - lt;
+		const float scale = (float)(1.0 / sum) * inv_rows;
+#pragma omp simd
 		for (int64_t c = 0; c < V; c++)
-			sum += expf(l[c] - mx);
-		const double lse = (double)mx + log(sum);
-		s->row_loss[r] = lse - (double)l[tgt[r]];
-		for (int64_t c = 0; c < V; c++)
-			d[c] = expf((float)((double)l[c] - lse)) * inv_rows;
+			d[c] *= scale;
 		d[tgt[r]] -= inv_rows;
 	}
 	double total = 0.0;

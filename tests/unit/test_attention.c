@@ -195,6 +195,8 @@ static void test_vs_reference(void **st)
 		{1, 300, 4, 4, 16, 8, 0},  /* non-causal, several blocks */
 		{1, 19, 3, 1, 8, 12, 0},   /* non-causal GQA 3:1 */
 		{2, 129, 4, 2, 8, 8, 1},   /* one row past a block */
+		{1, 1100, 2, 1, 8, 8, 1},  /* past the largest block: online rescaling */
+		{1, 1030, 2, 2, 8, 4, 0},  /* the same, non-causal */
 	};
 	for (size_t i = 0; i < MB_ARRAY_LEN(shapes); i++)
 		check_shape(shapes[i], 2);
@@ -211,6 +213,9 @@ static void test_thread_counts(void **st)
 		check_shape(s, threads[i]);
 	const shape s2 = {2, 70, 6, 2, 8, 8, 0};
 	check_shape(s2, 4);
+	/* 3 threads over 8 items of 2 groups: the middle thread cuts both. */
+	const shape s3 = {1, 150, 8, 2, 16, 8, 1};
+	check_shape(s3, 3);
 }
 
 /* L = sum(O o dO) in fp64 from the reference forward. */
