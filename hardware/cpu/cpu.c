@@ -54,6 +54,11 @@ struct mb_dev {
 	uint64_t memory_bytes;
 };
 
+/* Element-wise passes smaller than this run on the calling thread: waking
+ * the OpenMP pool (paused around every matmul, see cpu_launch) costs more
+ * than it saves for them, by milliseconds when the machine is busy. */
+#define CPU_OMP_MIN_WORK ((int64_t)1 << 20)
+
 /* Which module planned an op's scratch (ext). */
 enum { EXT_NONE, EXT_ATTN, EXT_COLL, EXT_TRAIN };
 
@@ -494,7 +499,7 @@ static int cpu_router(const mb_plan *p, const mb_io *io)
 	const float *logits = io->in[0];
 	int32_t *idx = io->out[0];
 	float *w = io->out[1], *s = io->out[2];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T * E >= CPU_OMP_MIN_WORK)
 	for (int64_t t = 0; t < T; t++)
 		router_row(logits + t * E, E, K, fn, p->bias, s + t * E, idx + t * K, w + t * K);
 	if (p->fault && T > 0)
@@ -517,7 +522,7 @@ static int cpu_router_bwd(const mb_plan *p, const mb_io *io)
 	const float *dw = io->in[0], *w = io->in[2], *scores = io->in[3];
 	const int32_t *idx = io->in[1];
 	float *dl = io->out[0];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T * E >= CPU_OMP_MIN_WORK)
 	for (int64_t t = 0; t < T; t++) {
 		const float *s = scores + t * E, *dwt = dw + t * K, *wt = w + t * K;
 		const int32_t *it = idx + t * K;
@@ -578,7 +583,7 @@ static int cpu_permute(const mb_plan *p, const mb_io *io)
 	}
 	for (int64_t i = 0; i < P; i++)
 		pos[i] = (int32_t)cur[idx[i]]++;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T * K * H >= CPU_OMP_MIN_WORK)
 	for (int64_t t = 0; t < T; t++)
 		for (int64_t j = 0; j < K; j++)
 			memcpy(xs + pos[t * K + j] * H, x + t * H, (size_t)H * sizeof(float));
@@ -596,7 +601,7 @@ static int cpu_permute_bwd(const mb_plan *p, const mb_io *io)
 	const float *dxs = io->in[0];
 	const int32_t *pos = io->in[1];
 	float *dx = io->out[0];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T * K * H >= CPU_OMP_MIN_WORK)
 	for (int64_t t = 0; t < T; t++) {
 		float *d = dx + t * H;
 		if (!acc)
@@ -619,7 +624,7 @@ static int cpu_unpermute(const mb_plan *p, const mb_io *io)
 	const float *ys = io->in[0], *w = io->in[2];
 	const int32_t *pos = io->in[1];
 	float *y = io->out[0];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T * K * H >= CPU_OMP_MIN_WORK)
 	for (int64_t t = 0; t < T; t++) {
 		float *d = y + t * H;
 		memset(d, 0, (size_t)H * sizeof(float));
@@ -641,7 +646,7 @@ static int cpu_unpermute_bwd(const mb_plan *p, const mb_io *io)
 	const float *dy = io->in[0], *ys = io->in[1], *w = io->in[3];
 	const int32_t *pos = io->in[2];
 	float *dys = io->out[0], *dw = io->out[1];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T * K * H >= CPU_OMP_MIN_WORK)
 	for (int64_t t = 0; t < T; t++) {
 		const float *g = dy + t * H;
 		for (int64_t j = 0; j < K; j++) {
@@ -669,7 +674,7 @@ static int cpu_swiglu(const mb_plan *p, const mb_io *io)
 	const int64_t R = p->op.u.act.rows, F = p->op.u.act.ffn;
 	const float *gu = io->in[0];
 	float *a = io->out[0];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * F >= CPU_OMP_MIN_WORK)
 	for (int64_t r = 0; r < R; r++) {
 		const float *g = gu + r * 2 * F, *u = g + F;
 		float *o = a + r * F;
@@ -687,7 +692,7 @@ static int cpu_swiglu_bwd(const mb_plan *p, const mb_io *io)
 	const int64_t R = p->op.u.act.rows, F = p->op.u.act.ffn;
 	const float *gu = io->in[0], *da = io->in[1];
 	float *dgu = io->out[0];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * F >= CPU_OMP_MIN_WORK)
 	for (int64_t r = 0; r < R; r++) {
 		const float *g = gu + r * 2 * F, *u = g + F, *d = da + r * F;
 		float *dg = dgu + r * 2 * F, *du = dg + F;
