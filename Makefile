@@ -71,7 +71,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	./$(BIN) run -b cpu -s gmm --preset quick -o results
+	./$(BIN) run -b cpu --preset quick -o results
 	./$(BIN) report "$$(ls -t results/*.json | head -n 1)" -o report
 
 unit: $(UNIT_BIN)

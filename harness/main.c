@@ -7,15 +7,15 @@
 #include "cli.h"
 
 static const mb_backend *const backends[] = {&mb_backend_cpu, &mb_backend_null};
-static const mb_suite *const suites[] = {&mb_suite_gmm, &mb_suite_gemm, &mb_suite_alltoall,
-						&mb_suite_attention, &mb_suite_train_step};
+static const mb_suite *const suites[] = {&mb_suite_attention, &mb_suite_gmm, &mb_suite_alltoall,
+					  &mb_suite_train_step, &mb_suite_gemm};
 
 static const mb_registry registry = {
 	.backends = backends,
 	.nbackends = (int)MB_ARRAY_LEN(backends),
 	.suites = suites,
 	.nsuites = (int)MB_ARRAY_LEN(suites),
-	.default_suites = "gmm",
+	.default_suites = "attention,gmm,alltoall,train_step",
 };
 
 static const struct {
