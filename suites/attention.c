@@ -528,13 +528,15 @@ static int vf_sampled(const attn_state *st, const mb_ref_attn *a, vf_tensor *t)
 #pragma omp atomic write
 			nomem = 1;
 		}
-		/* Query rows; the first is the last row of the last head, the one
-		 * that sees the most keys. */
+		/* Query rows: first the two ends, row 0 of the first head (it sees
+		 * one key: P = 1) and the last row of the last head (it sees them
+		 * all), then seeded picks. */
 #pragma omp for schedule(dynamic, 1)
 		for (int64_t k = 0; k < N_QROWS; k++) {
 			if (!p || !o || !dq)
 				continue;
-			const int64_t r = k ? vf_pick(st, S_PICK_Q, (uint64_t)k, rows) : rows - 1;
+			const int64_t r = k > 1 ? vf_pick(st, S_PICK_Q, (uint64_t)k, rows)
+					: k ? rows - 1 : 0;
 			const int64_t b = r / (s->H * s->S), h = r / s->S % s->H, i = r % s->S;
 			const int64_t row = (b * s->S + i) * s->H + h;
 			t[T_LSE].ref[k] = mb_ref_attn_row(a, b, h, i, p, o);
@@ -564,14 +566,16 @@ static int vf_sampled(const attn_state *st, const mb_ref_attn *a, vf_tensor *t)
 			dsum[r] = acc;
 			lse[r] = t[T_LSE].got[r];
 		}
-		/* Key rows; the first is key 0 of the last kv head, which every
-		 * query of its group sees. */
+		/* Key rows: key 0 of the first kv head (every query of the group
+		 * sees it), the last key of the last (seen by one query per head
+		 * when causal), then seeded picks. */
 #pragma omp for schedule(dynamic, 1)
 		for (int64_t k = 0; k < N_KROWS; k++) {
 			if (nomem)
 				continue;
 			const int64_t kr = s->B * s->Hk * s->S;
-			const int64_t r = k ? vf_pick(st, S_PICK_K, (uint64_t)k, kr) : kr - s->S;
+			const int64_t r = k > 1 ? vf_pick(st, S_PICK_K, (uint64_t)k, kr)
+					: k ? kr - 1 : 0;
 			const int64_t b = r / (s->Hk * s->S), kvh = r / s->S % s->Hk, j = r % s->S;
 			const int64_t row = (b * s->S + j) * s->Hk + kvh;
 			mb_ref_attn_key(a, b, kvh, j, lse, dsum, t[T_DK].ref + k * s->dq,
@@ -639,9 +643,14 @@ static int attn_verify(void *state, mb_check *out)
 		for (int k = 0; k < T_N; k++)
 			vf_judge(&t[k], out);
 		out->passed = out->mismatched == 0 && out->nonfinite == 0;
+		char worst[sizeof out->detail];
+		mb_strlcpy(worst, out->detail, sizeof worst);
 		if (out->nonfinite)
 			snprintf(out->detail, sizeof out->detail, "%lld non-finite values; first: %s",
 				 (long long)out->nonfinite, first_bad);
+		else if (out->mismatched)
+			snprintf(out->detail, sizeof out->detail, "%lld of %lld values off; %.200s",
+				 (long long)out->mismatched, (long long)out->checked, worst);
 	}
 	for (int k = 0; k < T_N; k++) {
 		mb_free((void *)t[k].got);

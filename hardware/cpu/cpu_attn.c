@@ -1,63 +1,76 @@
 /* cpu_attn.c: flash-style fp32 attention forward and backward (cpu_attn.h).
  *
- * Forward (one work item = batch b, query head h, query block qb): for each
- * key block kb the scores S = Q_qb K_kb^T come from one sgemm into a
- * block x block scratch, the online softmax updates each row's running max m
- * and sum l, rescales the rows of O already accumulated, and O_qb += P V_kb
- * is a second sgemm straight into the strided output. At the end
- * O /= l and lse = m + log(l). Scores are kept in base 2 (the sgemm's alpha
- * is scale * log2(e)) so that the exponential is a 2^x, which is cheap to
- * vectorise (attn_exp2).
+ * Forward (one query block = bq rows of one batch b and query head h):
+ * for each key block of up to bk keys, S = Q K^T is one sgemm into a
+ * per-thread block, an online softmax updates each row's running max m and
+ * sum l, turns S into P and rescales the output rows accumulated so far,
+ * and O += P V is a second sgemm. At the end O /= l and lse = m + log(l).
+ * Scores are kept in base 2 (the first sgemm's alpha is scale * log2(e)),
+ * so that the exponential is a 2^x that vectorises (attn_exp2).
  *
- * Backward (FlashAttention-2, Dao 2023, Algorithm 2, with P recomputed from
- * the saved lse; one work item = batch b, query head h): D_i = dO_i . O_i for
- * every row of the head, then for each key block kb and each query block qb
- * that sees it:
- *   P = exp(S - lse), dV_kb += P^T dO_qb, dP = dO_qb V_kb^T,
- *   dS = P o (dP - D), dQ_qb += scale dS K_kb, dK_kb += scale dS^T Q_qb.
- * Five sgemms per block pair; dQ of a head is written by its item alone.
+ * Backward (FlashAttention-2, Dao 2023, Algorithm 2, P recomputed from the
+ * saved lse; one work item = batch b, query head h): D_i = dO_i . O_i for
+ * every row of the head, then for each key block and each span of queries
+ * that see it:
+ *   P = exp(S - lse), dV += P^T dO, dP = dO V^T, dS = P o (dP - D),
+ *   dQ += scale dS K, dK += scale dS^T Q.
+ * Five sgemms per span.
  *
- * Causal: query block qb meets key blocks 0..qb only (query and key blocks
- * have the same size, so the diagonal block is the only one masked, each of
- * its rows r seeing columns 0..r).
+ * Causal: only the keys a block's rows can see are visited. The square of
+ * queries and keys on the diagonal is cut into a staircase of ATTN_STEP_ROWS-row
+ * spans, each against the keys up to its last row, so that of the masked
+ * half only small triangles are computed; elsewhere blocks are whole.
+ *
+ * Memory: each item first gathers the rows it works on out of the strided
+ * [b][s][h][d] tensors into packed per-thread copies (the forward's
+ * queries and the keys and values they see; the backward's whole head), and
+ * accumulates into packed copies that are written out at its end. The
+ * copies are O(seq x width), as are the tensors, against O(seq^2 x width)
+ * work; they made the sgemms ~12% faster (unit-stride rows: fewer TLB and
+ * cache misses in OpenBLAS's packing). Nothing of size seq x seq exists.
  *
  * Threads: an OpenMP team of the plan's size, each thread calling a
- * single-threaded sgemm on its own blocks (OpenBLAS is set to one thread for
- * the launch and restored after: its own pthread pool inside an OpenMP team
- * would oversubscribe the cores). The forward spreads (b, h, qb) items
- * dynamically, largest causal blocks first; every O row is computed by one
- * thread in a fixed order, so the schedule does not change the result.
+ * single-threaded sgemm on its own data (see attn_blas_single). The forward
+ * hands out whole (b, h) heads dynamically when there are at least two per
+ * thread (their rows are gathered once), else single query blocks, longest
+ * first; each output row is computed by one thread in a fixed order, so the
+ * schedule does not change the result.
  *
- * Determinism of the backward: the B*H items are cut into T contiguous
- * ranges, one per thread, in (b, kv head, group member) order. A kv head
- * whose group of query heads lies in one thread's range gets its dK/dV
- * accumulated there, directly in the output, in group order. A kv head cut
- * by a range boundary (at most two per thread) is accumulated by each thread
- * into a private seq-long slot, and the slots are added in thread order
- * afterwards. So every dK/dV value is summed in an order fixed by the
- * thread count, never by timing. The parallelism of the backward is B*H
- * items; more threads than that idle.
+ * Determinism of the backward: the dK/dV of a kv head sum the
+ * contributions of its G query heads. With at least two kv groups per
+ * thread, a group (its G heads, in order) is one dynamically scheduled item,
+ * so each sum is formed by one thread in group order. With fewer (GQA with
+ * few kv heads, e.g. one), the B*H heads are cut into T contiguous ranges,
+ * one per thread: a group inside one range is summed there in group order;
+ * a group cut by a range boundary (at most two per thread) is summed by
+ * each thread into a private seq-long slot, and the slots are added in
+ * thread order afterwards. Either way every value is summed in an order
+ * fixed by the shape and the thread count, never by timing. The backward
+ * has B*H items; threads beyond that idle.
  */
 #include "../../harness/mb.h"
 
 #include <cblas.h>
-#include <limits.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
 #include "cpu_attn.h"
 
-/* Rows in a query block and in a key block. 128 keeps the per-thread blocks
- * (two of 64 KiB in the backward) in L2 while giving OpenBLAS matmuls large
- * enough to run near its full speed; measured on Sapphire Rapids. */
-#include <stdlib.h>
-static int64_t attn_env(const char *n, int64_t d) { const char *e = getenv(n); return e ? atoll(e) : d; }
-#define ATTN_FWD_BQ attn_env("ATTN_FBQ", 128)
-#define ATTN_FWD_BK attn_env("ATTN_FBK", 512)
-#define ATTN_BWD_BQ attn_env("ATTN_BBQ", 512)
-#define ATTN_BWD_BK attn_env("ATTN_BBK", 128)
-#define ATTN_STEP attn_env("ATTN_SB", 64)
+/* Block sizes (rows), chosen on Sapphire Rapids (2 cores, OpenBLAS 0.3.21)
+ * at the attention suite's standard preset (32 heads, seq 2048, d_qk 192,
+ * d_v 128): blocks of 128 ran ~15% slower than these (OpenBLAS packs both
+ * operands of every call, so small calls pay more packing per FLOP), and
+ * 512-key backward blocks ~5% slower (the five blocks a span touches no
+ * longer fit in L2). The staircase step trades the masked work computed on
+ * the diagonal (step / (2 seq) of the total) against smaller matmuls; 32
+ * and 128 were no better than 64. */
+#define ATTN_FWD_BQ 256    /* forward query block */
+#define ATTN_FWD_BK 512    /* forward key block */
+#define ATTN_BWD_BQ 512    /* backward query span */
+#define ATTN_BWD_BK 256    /* backward key block */
+#define ATTN_STEP_ROWS 64  /* rows of a diagonal staircase step */
 
 #define ATTN_LOG2E 1.4426950408889634
 #define ATTN_LN2 0.6931471805599453
@@ -71,12 +84,17 @@ static int64_t attn_env(const char *n, int64_t d) { const char *e = getenv(n); r
 #define ATTN_CLONES
 #endif
 
+/* OpenBLAS's blas_thread_shutdown_ (exported, not in cblas.h): stops its
+ * worker threads; they restart on the next threaded call. */
+typedef int (*attn_blas_idle_fn)(void);
+
 typedef struct attn_scratch {
 	mb_op_kind kind;
+	attn_blas_idle_fn blas_idle; /* or NULL */
 	int threads;       /* team size the scratch was sized for */
-	size_t per_thread; /* floats per thread in buf, a multiple of 16 */
+	size_t per_thread; /* floats per thread in buf */
 	float *buf;        /* threads * per_thread */
-	float *slots;      /* BWD, grouped heads: threads * 2 * seq * (d_qk + d_v) */
+	float *slots;      /* BWD by range (attn_bwd_by_range): threads * 2 * seq * (d_qk + d_v) */
 	size_t bytes;
 } attn_scratch;
 
@@ -84,7 +102,7 @@ static int64_t attn_min(int64_t a, int64_t b) { return a < b ? a : b; }
 
 typedef struct attn_dims {
 	int64_t B, S, H, Hk, G, dq, dv;
-	int64_t bq, bk; /* rows of a query block and of a key block */
+	int64_t bq, bk, step; /* query block, key block, staircase step (rows) */
 	int causal;
 	float scale, scale2; /* softmax scale, and scale * log2(e) */
 } attn_dims;
@@ -102,12 +120,57 @@ static attn_dims attn_dims_of(const mb_op *op)
 	const int fwd = op->kind == MB_OP_ATTN_FWD;
 	d.bq = attn_min(d.S, fwd ? ATTN_FWD_BQ : ATTN_BWD_BQ);
 	d.bk = attn_min(d.S, fwd ? ATTN_FWD_BK : ATTN_BWD_BK);
+	d.step = attn_min(ATTN_STEP_ROWS, d.bq);
 	d.causal = op->u.attn.causal != 0;
 	d.scale = op->u.attn.scale;
 	d.scale2 = (float)(op->u.attn.scale * ATTN_LOG2E);
 	return d;
 }
 
+/* One thread's scratch. FWD: s [bq][max(bk, bq)], mrow, lrow [bq],
+ * q [S][dq], o [bq][dv], k [S][dq], v [S][dv]. BWD: s (P), dp [bq][bk],
+ * dsum, lse2 [S], q, dq, dk, k [S][dq], dout, dv, v [S][dv]. */
+typedef struct attn_bufs {
+	float *s, *dp, *mrow, *lrow, *dsum, *lse2;
+	float *q, *k, *v, *o, *dout, *dq, *dk, *dv;
+} attn_bufs;
+
+/* Next n floats of base at *at (64-byte aligned); base NULL only counts. */
+static float *attn_carve(float *base, size_t *at, int64_t n)
+{
+	float *p = base ? base + *at : NULL;
+	*at += ((size_t)n + 15) & ~(size_t)15;
+	return p;
+}
+
+/* Carve x out of base (or, base NULL, just size it); returns floats used. */
+static size_t attn_layout(const attn_dims *d, int fwd, float *base, attn_bufs *x)
+{
+	size_t at = 0;
+	memset(x, 0, sizeof *x);
+	if (fwd) {
+		x->s = attn_carve(base, &at, d->bq * (d->bk > d->bq ? d->bk : d->bq));
+		x->mrow = attn_carve(base, &at, d->bq);
+		x->lrow = attn_carve(base, &at, d->bq);
+		x->q = attn_carve(base, &at, d->S * d->dq);
+		x->o = attn_carve(base, &at, d->bq * d->dv);
+		x->k = attn_carve(base, &at, d->S * d->dq);
+		x->v = attn_carve(base, &at, d->S * d->dv);
+		return at;
+	}
+	x->s = attn_carve(base, &at, d->bq * d->bk);
+	x->dp = attn_carve(base, &at, d->bq * d->bk);
+	x->dsum = attn_carve(base, &at, d->S);
+	x->lse2 = attn_carve(base, &at, d->S);
+	x->q = attn_carve(base, &at, d->S * d->dq);
+	x->dq = attn_carve(base, &at, d->S * d->dq);
+	x->dk = attn_carve(base, &at, d->S * d->dq);
+	x->k = attn_carve(base, &at, d->S * d->dq);
+	x->dout = attn_carve(base, &at, d->S * d->dv);
+	x->dv = attn_carve(base, &at, d->S * d->dv);
+	x->v = attn_carve(base, &at, d->S * d->dv);
+	return at;
+}
 
 /* Row-major sgemm with int64 arguments (plan checked that they fit). */
 static void attn_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
@@ -117,7 +180,14 @@ static void attn_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float al
 		    (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
-/* ---- exponentials ---- */
+/* rows x w floats from rows ld apart into a packed array. */
+static void attn_gather(float *dst, const float *src, int64_t rows, int64_t w, int64_t ld)
+{
+	for (int64_t r = 0; r < rows; r++)
+		memcpy(dst + r * w, src + r * ld, (size_t)w * sizeof(float));
+}
+
+/* ---- exponentials and row passes ---- */
 
 static inline float attn_f32(uint32_t u)
 {
@@ -133,7 +203,8 @@ static inline float attn_f32(uint32_t u)
  * calling it vectorise. */
 static inline float attn_exp2(float x)
 {
-	const float xc = x < -126.0f ? -126.0f : (x > 126.0f ? 126.0f : x);
+	float xc = x > -126.0f ? x : -126.0f; /* NaN too: no NaN reaches the int conversion */
+	xc = xc < 126.0f ? xc : 126.0f;
 	const float n = (xc + 12582912.0f) - 12582912.0f; /* 1.5 * 2^23 rounds to an integer */
 	const float f = xc - n;
 	float p = 1.535336188319500e-4f;
@@ -248,11 +319,9 @@ static int attn_check(const mb_op *op)
 		return mb_err(MB_ERR_USAGE,
 			      "cpu backend: %s: heads (%lld) must be a multiple of kv_heads (%lld)",
 			      mb_op_name(op->kind), (long long)H, (long long)Hk);
-	/* Row strides (heads * width) go to sgemm as int. */
-	if (H > INT_MAX / dq || H > INT_MAX / dv || S > INT_MAX)
-		return attn_bad(op, "heads * d_qk, heads * d_v or seq above 2^31-1");
-	if (B > INT64_MAX / S || B * S > INT64_MAX / H / (dq > dv ? dq : dv))
-		return attn_bad(op, "tensor size above 2^63-1 elements");
+	/* sgemm sees only blocks (int-sized); tensors and copies use int64. */
+	if (B > INT64_MAX / S || B * S > INT64_MAX / 8 / H / (dq > dv ? dq : dv))
+		return attn_bad(op, "tensor size above 2^60 elements");
 	return 0;
 }
 
@@ -268,18 +337,14 @@ int mb_cpu_attn_plan(const mb_op *op, void **scratch)
 		return mb_err(MB_ERR_NOMEM, "cpu attention: out of memory planning");
 	sc->kind = op->kind;
 	sc->threads = omp_get_max_threads();
-	/* FWD: a score block and the rows' max and sum. BWD: P and dP blocks,
-	 * and D and lse (base 2) for every row of the head being worked on. */
-	size_t per = op->kind == MB_OP_ATTN_FWD
-			     ? (size_t)(d.bq * (d.bk > d.bq ? d.bk : d.bq) + 2 * d.bq)
-			     : (size_t)(2 * d.bq * d.bk + 2 * d.S);
-	per = (per + 15) & ~(size_t)15; /* 64-byte aligned, no false sharing */
-	sc->per_thread = per;
-	sc->bytes = sizeof *sc + (size_t)sc->threads * per * sizeof(float);
-	sc->buf = mb_alloc((size_t)sc->threads * per * sizeof(float));
+	sc->blas_idle = (attn_blas_idle_fn)dlsym(RTLD_DEFAULT, "blas_thread_shutdown_");
+	attn_bufs x;
+	sc->per_thread = attn_layout(&d, op->kind == MB_OP_ATTN_FWD, NULL, &x);
+	sc->bytes = sizeof *sc + (size_t)sc->threads * sc->per_thread * sizeof(float);
+	sc->buf = mb_alloc((size_t)sc->threads * sc->per_thread * sizeof(float));
 	if (!sc->buf)
 		goto nomem;
-	if (op->kind == MB_OP_ATTN_BWD && d.G > 1) {
+	if (op->kind == MB_OP_ATTN_BWD && d.G > 1 && d.B * d.Hk < 2 * (int64_t)sc->threads) {
 		size_t n = (size_t)sc->threads * 2 * (size_t)d.S * (size_t)(d.dq + d.dv);
 		sc->slots = mb_alloc(n * sizeof(float));
 		if (!sc->slots)
@@ -326,85 +391,106 @@ static int attn_launch_check(const mb_op *op, const attn_scratch *sc, const mb_i
 	return 0;
 }
 
-/* OpenBLAS single-threaded for the launch; returns the count to restore. */
-static int attn_blas_single(void)
+/* OpenBLAS single-threaded for the launch (a pthread pool of its own under
+ * every OpenMP thread would oversubscribe the cores); returns the count to
+ * restore. Changing the count (re)starts OpenBLAS's worker pool when it is
+ * down (the backend stops it after each of its own matmul launches), and
+ * idle workers spin for a while: on 2 cores they took a core from the
+ * OpenMP team. So the pool is stopped again at once; a single-threaded
+ * sgemm never uses it. */
+static int attn_blas_single(const attn_scratch *sc)
 {
 	const int n = openblas_get_num_threads();
-	if (n != 1)
+	if (n != 1) {
 		openblas_set_num_threads(1);
+		if (sc->blas_idle)
+			sc->blas_idle();
+	}
 	return n;
 }
 
-static void attn_blas_restore(int n)
+static void attn_blas_restore(const attn_scratch *sc, int n)
 {
-	if (n != 1)
+	if (n != 1) {
 		openblas_set_num_threads(n);
+		if (sc->blas_idle)
+			sc->blas_idle();
+	}
 }
 
 /* ---- forward ---- */
 
-/* One (b, h, query block) of the forward: row 0 of its head's Q and O, the
- * kv head's K and V, and the block's first row i0. */
+/* One query block of the forward, in its thread's packed copies. */
 typedef struct attn_fwd_ctx {
 	const attn_dims *d;
-	const float *q, *k, *v;
-	float *o, *s, *mrow, *lrow;
-	int64_t i0;
+	const attn_bufs *x;
+	const float *q; /* the block's first row in x->q */
+	int64_t i0;     /* the block's first row in the sequence */
 } attn_fwd_ctx;
 
 /* Rows i0+r0 .. i0+r0+m-1 against keys j0 .. j0+n-1. */
 static void attn_fwd_span(const attn_fwd_ctx *c, int64_t r0, int64_t m, int64_t j0, int64_t n)
 {
 	const attn_dims *d = c->d;
-	const int64_t i = c->i0 + r0, ldq = d->H * d->dq, ldo = d->H * d->dv;
-	const float *q = c->q + i * ldq;
-	float *o = c->o + i * ldo;
+	const attn_bufs *x = c->x;
+	const int64_t i = c->i0 + r0, dq = d->dq, dv = d->dv;
+	float *o = x->o + r0 * dv;
 	const int64_t off = d->causal && j0 + n - 1 > i ? i - j0 : NO_MASK;
-	attn_sgemm(0, 1, m, n, d->dq, d->scale2, q, ldq, c->k + j0 * d->Hk * d->dq, d->Hk * d->dq,
-		   0.0f, c->s, n);
-	attn_fwd_rows(c->s, m, n, n, off, c->mrow + r0, c->lrow + r0, j0 ? o : NULL, ldo, d->dv);
-	attn_sgemm(0, 0, m, d->dv, n, 1.0f, c->s, n, c->v + j0 * d->Hk * d->dv, d->Hk * d->dv,
-		   j0 ? 1.0f : 0.0f, o, ldo);
+	attn_sgemm(0, 1, m, n, dq, d->scale2, c->q + r0 * dq, dq, x->k + j0 * dq, dq, 0.0f, x->s,
+		   n);
+	attn_fwd_rows(x->s, m, n, n, off, x->mrow + r0, x->lrow + r0, j0 ? o : NULL, dv, dv);
+	attn_sgemm(0, 0, m, dv, n, 1.0f, x->s, n, x->v + j0 * dv, dv, j0 ? 1.0f : 0.0f, o, dv);
 }
 
-static void attn_fwd_item(const attn_dims *d, const mb_io *io, float *buf, int64_t b, int64_t h,
-			  int64_t qb)
+/* Query block qb of (b, h), whose rows sit in x->q from row r_begin. */
+static void attn_fwd_block(const attn_dims *d, const mb_io *io, const attn_bufs *x, int64_t b,
+			   int64_t h, int64_t qb, int64_t r_begin)
 {
-	const int64_t i0 = qb * d->bq, m = attn_min(d->bq, d->S - i0), kvh = h / d->G;
-	float *s = buf + 2 * d->bq;
-	const attn_fwd_ctx c = {
-		.d = d,
-		.q = (const float *)io->in[0] + (b * d->S * d->H + h) * d->dq,
-		.k = (const float *)io->in[1] + (b * d->S * d->Hk + kvh) * d->dq,
-		.v = (const float *)io->in[2] + (b * d->S * d->Hk + kvh) * d->dv,
-		.o = (float *)io->out[0] + (b * d->S * d->H + h) * d->dv,
-		.s = s, .mrow = buf, .lrow = buf + d->bq, .i0 = i0,
-	};
+	const int64_t S = d->S, i0 = qb * d->bq, m = attn_min(d->bq, S - i0);
 	for (int64_t r = 0; r < m; r++) {
-		c.mrow[r] = -INFINITY;
-		c.lrow[r] = 0.0f;
+		x->mrow[r] = -INFINITY;
+		x->lrow[r] = 0.0f;
 	}
-	/* The keys every row of the block sees, in blocks; causal, then the
-	 * diagonal block as a staircase of ATTN_STEP-row spans, each against
-	 * the keys up to its last row, so that little of the masked half is
-	 * computed. */
-	const int64_t kfull = d->causal ? i0 : d->S;
+	const attn_fwd_ctx c = {.d = d, .x = x, .q = x->q + (i0 - r_begin) * d->dq, .i0 = i0};
+	/* The keys every row sees, in blocks; causal, then the diagonal square
+	 * as a staircase. */
+	const int64_t kfull = d->causal ? i0 : S;
 	for (int64_t j0 = 0; j0 < kfull; j0 += d->bk)
 		attn_fwd_span(&c, 0, m, j0, attn_min(d->bk, kfull - j0));
 	if (d->causal)
-		for (int64_t r0 = 0; r0 < m; r0 += ATTN_STEP) {
-			const int64_t mr = attn_min(ATTN_STEP, m - r0);
+		for (int64_t r0 = 0; r0 < m; r0 += d->step) {
+			const int64_t mr = attn_min(d->step, m - r0);
 			attn_fwd_span(&c, r0, mr, i0, r0 + mr);
 		}
 	const int64_t ldo = d->H * d->dv;
-	float *lse_row = (float *)io->out[1] + (b * d->H + h) * d->S + i0;
+	float *o = (float *)io->out[0] + ((b * S + i0) * d->H + h) * d->dv;
+	float *lse = (float *)io->out[1] + (b * d->H + h) * S + i0;
 	for (int64_t r = 0; r < m; r++) {
-		const float inv = 1.0f / c.lrow[r];
-		float *orow = c.o + (i0 + r) * ldo;
-		for (int64_t x = 0; x < d->dv; x++)
-			orow[x] *= inv;
-		lse_row[r] = (float)(((double)c.mrow[r] + log2((double)c.lrow[r])) * ATTN_LN2);
+		const float inv = 1.0f / x->lrow[r];
+		for (int64_t c2 = 0; c2 < d->dv; c2++)
+			o[r * ldo + c2] = x->o[r * d->dv + c2] * inv;
+		lse[r] = (float)(((double)x->mrow[r] + log2((double)x->lrow[r])) * ATTN_LN2);
 	}
+}
+
+/* Query blocks qb0 .. qb1-1 of (b, h): gather their queries and the keys
+ * and values they see once, then run the blocks. */
+static void attn_fwd_item(const attn_dims *d, const mb_io *io, float *base, int64_t b, int64_t h,
+			  int64_t qb0, int64_t qb1)
+{
+	attn_bufs x;
+	(void)attn_layout(d, 1, base, &x);
+	const int64_t S = d->S, kvh = h / d->G;
+	const int64_t r_begin = qb0 * d->bq, r_end = attn_min(qb1 * d->bq, S);
+	const int64_t kend = d->causal ? r_end : S;
+	attn_gather(x.q, (const float *)io->in[0] + ((b * S + r_begin) * d->H + h) * d->dq,
+		    r_end - r_begin, d->dq, d->H * d->dq);
+	attn_gather(x.k, (const float *)io->in[1] + (b * S * d->Hk + kvh) * d->dq, kend, d->dq,
+		    d->Hk * d->dq);
+	attn_gather(x.v, (const float *)io->in[2] + (b * S * d->Hk + kvh) * d->dv, kend, d->dv,
+		    d->Hk * d->dv);
+	for (int64_t qb = qb0; qb < qb1; qb++)
+		attn_fwd_block(d, io, &x, b, h, qb, r_begin);
 }
 
 int mb_cpu_attn_fwd(const mb_op *op, void *scratch, const mb_io *io)
@@ -414,109 +500,121 @@ int mb_cpu_attn_fwd(const mb_op *op, void *scratch, const mb_io *io)
 	if (rc)
 		return rc;
 	const attn_dims d = attn_dims_of(op);
-	const int64_t bh = d.B * d.H, nqb = (d.S + d.bq - 1) / d.bq, items = bh * nqb;
-	const int blas = attn_blas_single();
+	const int64_t bh = d.B * d.H, nqb = (d.S + d.bq - 1) / d.bq;
+	/* Whole heads when there are enough of them to keep the team busy (the
+	 * head's rows are gathered once); otherwise single query blocks. */
+	const int whole = bh >= 2 * (int64_t)sc->threads;
+	const int64_t items = whole ? bh : bh * nqb;
+	const int blas = attn_blas_single(sc);
 #pragma omp parallel num_threads(sc->threads)
 	{
-		float *buf = sc->buf + (size_t)omp_get_thread_num() * sc->per_thread;
+		float *base = sc->buf + (size_t)omp_get_thread_num() * sc->per_thread;
 		/* Causal blocks near the end of the sequence see the most keys:
 		 * hand them out first so that the last items are the short ones. */
 #pragma omp for schedule(dynamic, 1)
 		for (int64_t it = 0; it < items; it++) {
-			const int64_t qb = nqb - 1 - it / bh, x = it % bh;
-			attn_fwd_item(&d, io, buf, x / d.H, x % d.H, qb);
+			const int64_t qb = whole ? 0 : nqb - 1 - it / bh, bhi = it % bh;
+			attn_fwd_item(&d, io, base, bhi / d.H, bhi % d.H, qb, whole ? nqb : qb + 1);
 		}
 	}
-	attn_blas_restore(blas);
+	attn_blas_restore(sc, blas);
 	return 0;
 }
 
 /* ---- backward ---- */
 
-/* Where one item accumulates its kv head's dK and dV. */
+/* Where one item's dK and dV go: the output rows of its kv head (ld apart)
+ * or a slot; first: the item's sums are the first there (copy, not add). */
 typedef struct attn_kv_out {
 	float *dk, *dv;
 	int64_t lddk, lddv;
-	int first; /* this item's contribution is the first: overwrite */
+	int first;
 } attn_kv_out;
 
-/* One (b, h) of the backward: row 0 of its head's tensors and its scratch. */
-typedef struct attn_bwd_ctx {
-	const attn_dims *d;
-	const attn_kv_out *kv;
-	const float *q, *dout, *k, *v;
-	float *dq, *P, *dP;
-	const float *dsum, *lse2; /* per query row */
-} attn_bwd_ctx;
-
-/* Queries i0 .. i0+m-1 against keys j0 .. j0+n-1: the five matmuls. */
-static void attn_bwd_span(const attn_bwd_ctx *c, int64_t i0, int64_t m, int64_t j0, int64_t n)
+/* Queries i0 .. i0+m-1 against keys j0 .. j0+n-1: the five matmuls, all
+ * on the thread's packed copies. */
+static void attn_bwd_span(const attn_dims *d, const attn_bufs *x, int64_t i0, int64_t m,
+			  int64_t j0, int64_t n)
 {
-	const attn_dims *d = c->d;
-	const int64_t ldq = d->H * d->dq, ldo = d->H * d->dv, ldk = d->Hk * d->dq,
-		      ldv = d->Hk * d->dv;
-	const float *q = c->q + i0 * ldq, *dout = c->dout + i0 * ldo;
-	const float *k = c->k + j0 * ldk, *v = c->v + j0 * ldv;
-	float *dq = c->dq + i0 * ldq, *dk = c->kv->dk + j0 * c->kv->lddk;
-	float *dv = c->kv->dv + j0 * c->kv->lddv, *P = c->P, *dP = c->dP;
+	const int64_t dq = d->dq, dv = d->dv;
+	const float *q = x->q + i0 * dq, *dout = x->dout + i0 * dv;
+	const float *k = x->k + j0 * dq, *v = x->v + j0 * dv;
+	float *P = x->s, *dP = x->dp;
 	const int64_t off = d->causal && j0 + n - 1 > i0 ? i0 - j0 : NO_MASK;
-	attn_sgemm(0, 1, m, n, d->dq, d->scale2, q, ldq, k, ldk, 0.0f, P, n);
-	attn_bwd_probs(P, m, n, n, off, c->lse2 + i0);
-	attn_sgemm(1, 0, n, d->dv, m, 1.0f, P, n, dout, ldo, 1.0f, dv, c->kv->lddv);
-	attn_sgemm(0, 1, m, n, d->dv, 1.0f, dout, ldo, v, ldv, 0.0f, dP, n);
-	attn_bwd_dscores(P, dP, m, n, n, c->dsum + i0);
+	attn_sgemm(0, 1, m, n, dq, d->scale2, q, dq, k, dq, 0.0f, P, n);
+	attn_bwd_probs(P, m, n, n, off, x->lse2 + i0);
+	attn_sgemm(1, 0, n, dv, m, 1.0f, P, n, dout, dv, 1.0f, x->dv + j0 * dv, dv);
+	attn_sgemm(0, 1, m, n, dv, 1.0f, dout, dv, v, dv, 0.0f, dP, n);
+	attn_bwd_dscores(P, dP, m, n, n, x->dsum + i0);
 	/* Key block 0 is the first to reach every query row: it overwrites. */
-	attn_sgemm(0, 0, m, d->dq, n, d->scale, dP, n, k, ldk, j0 ? 1.0f : 0.0f, dq, ldq);
-	attn_sgemm(1, 0, n, d->dq, m, d->scale, dP, n, q, ldq, 1.0f, dk, c->kv->lddk);
+	attn_sgemm(0, 0, m, dq, n, d->scale, dP, n, k, dq, j0 ? 1.0f : 0.0f, x->dq + i0 * dq, dq);
+	attn_sgemm(1, 0, n, dq, m, d->scale, dP, n, q, dq, 1.0f, x->dk + j0 * dq, dq);
 }
 
-static void attn_bwd_item(const attn_dims *d, const mb_io *io, float *buf, int64_t b, int64_t h,
-			  const attn_kv_out *kv)
+/* dst (rows ld apart) = src, or += src. */
+static void attn_scatter(float *dst, int64_t ld, const float *src, int64_t rows, int64_t w,
+			 int add)
 {
-	const int64_t S = d->S, kvh = h / d->G, ldo = d->H * d->dv;
-	float *dsum = buf + 2 * d->bq * d->bk, *lse2 = dsum + S;
-	const attn_bwd_ctx c = {
-		.d = d,
-		.kv = kv,
-		.dout = (const float *)io->in[0] + (b * S * d->H + h) * d->dv,
-		.q = (const float *)io->in[1] + (b * S * d->H + h) * d->dq,
-		.k = (const float *)io->in[2] + (b * S * d->Hk + kvh) * d->dq,
-		.v = (const float *)io->in[3] + (b * S * d->Hk + kvh) * d->dv,
-		.dq = (float *)io->out[0] + (b * S * d->H + h) * d->dq,
-		.P = buf, .dP = buf + d->bq * d->bk, .dsum = dsum, .lse2 = lse2,
-	};
-	const float *o_h = (const float *)io->in[4] + (b * S * d->H + h) * d->dv;
-	const float *lse_h = (const float *)io->in[5] + (b * d->H + h) * S;
+	for (int64_t r = 0; r < rows; r++) {
+		float *t = dst + r * ld;
+		const float *f = src + r * w;
+		if (add)
+			for (int64_t c = 0; c < w; c++)
+				t[c] += f[c];
+		else
+			memcpy(t, f, (size_t)w * sizeof(float));
+	}
+}
+
+/* One (b, h). load_kv: K and V of its kv head are not in the copies yet. */
+static void attn_bwd_item(const attn_dims *d, const mb_io *io, float *base, int64_t b, int64_t h,
+			  int load_kv, const attn_kv_out *kv)
+{
+	attn_bufs x;
+	(void)attn_layout(d, 0, base, &x);
+	const int64_t S = d->S, kvh = h / d->G, ldq = d->H * d->dq, ldo = d->H * d->dv;
+	const float *dO = (const float *)io->in[0] + (b * S * d->H + h) * d->dv;
+	const float *O = (const float *)io->in[4] + (b * S * d->H + h) * d->dv;
+	const float *lse = (const float *)io->in[5] + (b * d->H + h) * S;
+	attn_gather(x.q, (const float *)io->in[1] + (b * S * d->H + h) * d->dq, S, d->dq, ldq);
+	attn_gather(x.dout, dO, S, d->dv, ldo);
+	if (load_kv) {
+		attn_gather(x.k, (const float *)io->in[2] + (b * S * d->Hk + kvh) * d->dq, S, d->dq,
+			    d->Hk * d->dq);
+		attn_gather(x.v, (const float *)io->in[3] + (b * S * d->Hk + kvh) * d->dv, S, d->dv,
+			    d->Hk * d->dv);
+	}
 	for (int64_t i = 0; i < S; i++) {
-		const float *x = c.dout + i * ldo, *y = o_h + i * ldo;
+		const float *p = x.dout + i * d->dv, *o = O + i * ldo;
 		float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
-		for (int64_t x_ = 0; x_ < d->dv; x_++)
-			acc += x[x_] * y[x_];
-		dsum[i] = acc;
-		lse2[i] = (float)(lse_h[i] * ATTN_LOG2E);
+		for (int64_t c = 0; c < d->dv; c++)
+			acc += p[c] * o[c];
+		x.dsum[i] = acc;
+		x.lse2[i] = (float)(lse[i] * ATTN_LOG2E);
 	}
 	for (int64_t j0 = 0; j0 < S; j0 += d->bk) {
 		const int64_t n = attn_min(d->bk, S - j0);
-		if (kv->first)
-			for (int64_t j = j0; j < j0 + n; j++) {
-				memset(kv->dk + j * kv->lddk, 0, (size_t)d->dq * sizeof(float));
-				memset(kv->dv + j * kv->lddv, 0, (size_t)d->dv * sizeof(float));
-			}
+		/* Zeroed here, just before its sums, while it is in cache. */
+		memset(x.dk + j0 * d->dq, 0, (size_t)(n * d->dq) * sizeof(float));
+		memset(x.dv + j0 * d->dv, 0, (size_t)(n * d->dv) * sizeof(float));
 		if (!d->causal) {
 			for (int64_t i0 = 0; i0 < S; i0 += d->bq)
-				attn_bwd_span(&c, i0, attn_min(d->bq, S - i0), j0, n);
+				attn_bwd_span(d, &x, i0, attn_min(d->bq, S - i0), j0, n);
 			continue;
 		}
-		/* Causal: the queries j0 .. j0+n-1 in a staircase (as in the
-		 * forward), then every later query against the whole block. */
-		for (int64_t r0 = 0; r0 < n; r0 += ATTN_STEP) {
-			const int64_t mr = attn_min(ATTN_STEP, n - r0);
-			attn_bwd_span(&c, j0 + r0, mr, j0, r0 + mr);
+		/* Causal: the queries j0 .. j0+n-1 as a staircase, then every
+		 * later query against the whole block. */
+		for (int64_t r0 = 0; r0 < n; r0 += d->step) {
+			const int64_t mr = attn_min(d->step, n - r0);
+			attn_bwd_span(d, &x, j0 + r0, mr, j0, r0 + mr);
 		}
 		for (int64_t i0 = j0 + n; i0 < S; i0 += d->bq)
-			attn_bwd_span(&c, i0, attn_min(d->bq, S - i0), j0, n);
+			attn_bwd_span(d, &x, i0, attn_min(d->bq, S - i0), j0, n);
 	}
+	attn_scatter((float *)io->out[0] + (b * S * d->H + h) * d->dq, ldq, x.dq, S, d->dq, 0);
+	attn_scatter(kv->dk, kv->lddk, x.dk, S, d->dq, !kv->first);
+	attn_scatter(kv->dv, kv->lddv, x.dv, S, d->dv, !kv->first);
 }
 
 /* Thread t's items: [lo, hi) of n, split as evenly as possible. */
@@ -569,6 +667,70 @@ static void attn_bwd_reduce(const attn_dims *d, const attn_scratch *sc, int nt, 
 	}
 }
 
+/* The output rows of kv group kv (= b * kv_heads + kv head). */
+static attn_kv_out attn_kv_rows(const attn_dims *d, const mb_io *io, int64_t kv, int first)
+{
+	const int64_t b = kv / d->Hk, kvh = kv % d->Hk;
+	return (attn_kv_out){
+		.dk = (float *)io->out[1] + (b * d->S * d->Hk + kvh) * d->dq,
+		.dv = (float *)io->out[2] + (b * d->S * d->Hk + kvh) * d->dv,
+		.lddk = d->Hk * d->dq,
+		.lddv = d->Hk * d->dv,
+		.first = first,
+	};
+}
+
+/* Enough kv groups to keep the team busy: each group (its G query heads,
+ * in order) is one dynamically scheduled item, summed where it lands. */
+static void attn_bwd_by_group(const attn_dims *d, const attn_scratch *sc, const mb_io *io)
+{
+	const int64_t groups = d->B * d->Hk;
+#pragma omp parallel num_threads(sc->threads)
+	{
+		float *base = sc->buf + (size_t)omp_get_thread_num() * sc->per_thread;
+#pragma omp for schedule(dynamic, 1)
+		for (int64_t kv = 0; kv < groups; kv++)
+			for (int64_t g = 0; g < d->G; g++) {
+				const int64_t i = kv * d->G + g;
+				const attn_kv_out out = attn_kv_rows(d, io, kv, g == 0);
+				attn_bwd_item(d, io, base, i / d->H, i % d->H, g == 0, &out);
+			}
+	}
+}
+
+/* Few kv groups (GQA with few kv heads): the B*H heads in contiguous
+ * ranges, one per thread; groups cut by a range go through the slots. */
+static void attn_bwd_by_range(const attn_dims *d, const attn_scratch *sc, const mb_io *io)
+{
+	const int64_t n = d->B * d->H, slot_len = d->S * (d->dq + d->dv);
+	int team = 1;
+#pragma omp parallel num_threads(sc->threads)
+	{
+		const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#pragma omp single
+		team = nt;
+		float *base = sc->buf + (size_t)t * sc->per_thread;
+		int64_t lo, hi, loaded = -1;
+		attn_range(n, t, nt, &lo, &hi);
+		for (int64_t i = lo; i < hi; i++) {
+			const int64_t kv = i / d->G, g0 = kv * d->G;
+			const int first = i == (g0 > lo ? g0 : lo);
+			attn_kv_out out = attn_kv_rows(d, io, kv, first);
+			if (g0 < lo || g0 + d->G > hi) { /* the group is cut: a slot */
+				const int slot = kv == lo / d->G ? 0 : 1;
+				out.dk = sc->slots + (size_t)(2 * t + slot) * (size_t)slot_len;
+				out.dv = out.dk + d->S * d->dq;
+				out.lddk = d->dq;
+				out.lddv = d->dv;
+			}
+			attn_bwd_item(d, io, base, i / d->H, i % d->H, kv != loaded, &out);
+			loaded = kv;
+		}
+	}
+	if (d->G > 1)
+		attn_bwd_reduce(d, sc, team, io);
+}
+
 int mb_cpu_attn_bwd(const mb_op *op, void *scratch, const mb_io *io)
 {
 	attn_scratch *sc = scratch;
@@ -576,39 +738,11 @@ int mb_cpu_attn_bwd(const mb_op *op, void *scratch, const mb_io *io)
 	if (rc)
 		return rc;
 	const attn_dims d = attn_dims_of(op);
-	const int64_t n = d.B * d.H, slot_len = d.S * (d.dq + d.dv);
-	float *dK = io->out[1], *dV = io->out[2];
-	int team = 1;
-	const int blas = attn_blas_single();
-#pragma omp parallel num_threads(sc->threads)
-	{
-		const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#pragma omp single
-		team = nt;
-		float *buf = sc->buf + (size_t)t * sc->per_thread;
-		int64_t lo, hi;
-		attn_range(n, t, nt, &lo, &hi);
-		for (int64_t i = lo; i < hi; i++) {
-			const int64_t b = i / d.H, h = i % d.H, kv = i / d.G, g0 = kv * d.G;
-			attn_kv_out out;
-			if (g0 >= lo && g0 + d.G <= hi) { /* the whole group is ours */
-				out.dk = dK + (b * d.S * d.Hk + h / d.G) * d.dq;
-				out.dv = dV + (b * d.S * d.Hk + h / d.G) * d.dv;
-				out.lddk = d.Hk * d.dq;
-				out.lddv = d.Hk * d.dv;
-			} else {
-				const int slot = kv == lo / d.G ? 0 : 1;
-				out.dk = sc->slots + (size_t)(2 * t + slot) * (size_t)slot_len;
-				out.dv = out.dk + d.S * d.dq;
-				out.lddk = d.dq;
-				out.lddv = d.dv;
-			}
-			out.first = i == (g0 > lo ? g0 : lo);
-			attn_bwd_item(&d, io, buf, b, h, &out);
-		}
-	}
-	if (d.G > 1)
-		attn_bwd_reduce(&d, sc, team, io);
-	attn_blas_restore(blas);
+	const int blas = attn_blas_single(sc);
+	if (d.B * d.Hk >= 2 * (int64_t)sc->threads || d.G == 1)
+		attn_bwd_by_group(&d, sc, io);
+	else
+		attn_bwd_by_range(&d, sc, io);
+	attn_blas_restore(sc, blas);
 	return 0;
 }

@@ -6,11 +6,13 @@
  * order), and every block matmul is a single-threaded cblas_sgemm called from
  * an OpenMP thread. Buffers and their layouts are those of backend.h.
  *
- * The plan holds every byte the launches need (per-thread blocks of
- * block x block floats, a few seq-long vectors, and for grouped heads the
- * partial dK/dV of the kv heads two threads share), so memory is linear in
- * seq and launches never allocate. Results are deterministic for a given
- * thread count: every output value is summed in a fixed order.
+ * The plan holds every byte the launches need, per thread: a few blocks of
+ * at most 512 x 512 floats, packed copies of the rows of one head it works
+ * on (seq x width), and, for GQA with fewer kv heads than twice the
+ * threads, partial dK/dV of the kv heads that two threads share. So memory
+ * is linear in seq, no seq x seq matrix exists, and launches never
+ * allocate. Results are deterministic for a given thread count: every
+ * output value is summed in a fixed order.
  */
 #ifndef MB_CPU_ATTN_H
 #define MB_CPU_ATTN_H
