@@ -129,9 +129,12 @@ static int gmm_preset(const mb_model *m, mb_size size, mb_params *p)
 		tokens = 512;
 		break;
 	case MB_SIZE_STANDARD:
+		/* One 4096-token sequence (DeepSeek-V3's pre-training length) per
+		 * micro-batch: with top-2 over 8 local experts each expert gets
+		 * ~1024 rows, the per-expert GEMM sizes a real run has. */
 		experts = experts < 8 ? experts : 8;
 		top_k = top_k < 2 ? top_k : 2;
-		tokens = 1024;
+		tokens = 4096;
 		break;
 	default:
 		experts = experts < 16 ? experts : 16;

@@ -686,7 +686,7 @@ static void test_preset(void **state)
 		int64_t hidden, ffn, experts, top_k, tokens;
 	} want[] = {
 		{MB_SIZE_QUICK, 512, 256, 8, 2, 512},
-		{MB_SIZE_STANDARD, m->hidden, m->moe_ffn, 8, 2, 1024},
+		{MB_SIZE_STANDARD, m->hidden, m->moe_ffn, 8, 2, 4096},
 		{MB_SIZE_FULL, m->hidden, m->moe_ffn, 16, m->top_k < 16 ? m->top_k : 16, 4096},
 	};
 	for (size_t i = 0; i < MB_ARRAY_LEN(want); i++) {
