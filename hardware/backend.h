@@ -84,12 +84,19 @@ typedef struct mb_op {
 		 *   out[2]=scores fp32 [tokens][experts] (softmax or sigmoid of logits),
 		 *   bias (fp32 [experts], or NULL) is added to the scores for the
 		 *   choice only, as in DeepSeek-V3's aux-loss-free routing.
+		 *   groups (MoGE, Pangu Pro MoE): 0 or 1 = ungrouped; otherwise the
+		 *   experts form `groups` equal contiguous groups (experts and top_k
+		 *   multiples of groups) and the top_k/groups best of each group are
+		 *   chosen, so every group gets tokens*top_k/groups pairs; idx is
+		 *   then ordered group by group, best first within a group. The
+		 *   weights are renormalised over all top_k chosen as without groups.
 		 * ROUTER_BWD: in[0]=dw fp32 [tokens][top_k], in[1]=idx, in[2]=w,
 		 *   in[3]=scores; out[0]=dlogits fp32 [tokens][experts]. */
 		struct {
 			int64_t tokens, experts, top_k;
 			mb_score_fn score;
 			const float *bias; /* host pointer, read at plan time */
+			int64_t groups;    /* MoGE groups; 0 (zero-initialised) = ungrouped */
 		} router;
 		/* PERMUTE: in[0]=x [tokens][hidden], in[1]=idx int32 [tokens][top_k];
 		 *   out[0]=xs [tokens*top_k][hidden] in expert order (stable by token),

@@ -16,13 +16,26 @@
  *                  without communication
  *   to_others_gbps = bytes sent to other ranks (self excluded) / median /
  *                  1e9: what actually crossed a link
+ *   mfu_pct      = 100 * tflops / published dense peak of the device for the
+ *                  case's dtype (hardware/specs, which names its source).
+ *                  Megatron-LM's MFU (megatron/training/training.py): model
+ *                  TFLOP/s per device, num_floating_point_operations /
+ *                  (iteration time * 1e12 * world_size), divided by the
+ *                  device's peak (reference/facts-models-hardware.md §E.2).
+ *                  tflops is already per device: the cost is one rank's and
+ *                  the time the slowest rank's. NAN, with a reason, when the
+ *                  device or the dtype has no published peak: never against
+ *                  a guessed or derived one
  * The median, not the mean, so that one slow outlier does not move the
  * headline figure; the mean and the spread are reported beside it.
  */
 #include "mb.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 
+#include "../hardware/specs/specs.h"
 #include "cost.h"
 
 static double per_s(double amount, double seconds, double scale)
@@ -32,7 +45,35 @@ static double per_s(double amount, double seconds, double scale)
 	return amount / seconds / scale;
 }
 
-void mb_metrics_derive(const mb_cost *c, const mb_stats *s, int ranks, mb_metrics *out)
+static void derive_mfu(const mb_dev_info *dev, mb_dtype dt, mb_metrics *out)
+{
+	const char *name = dev && dev->name ? dev->name : "";
+	const mb_spec *spec = mb_spec_find(name);
+	out->dtype = dt;
+	out->peak_device = spec ? spec->name : NULL;
+	out->peak_tflops = mb_spec_peak_tflops(spec, dt, &out->peak_source);
+	out->mfu_pct = NAN;
+	out->mfu_reason[0] = 0;
+	if (!spec && dev && dev->kind && strcmp(dev->kind, "cpu") == 0)
+		snprintf(out->mfu_reason, sizeof out->mfu_reason,
+			 "no published peak for a CPU (hardware/specs lists none); MFU against a "
+			 "measured peak comes with moebench micro");
+	else if (!spec)
+		snprintf(out->mfu_reason, sizeof out->mfu_reason,
+			 "no published peak for device \"%.60s\" in hardware/specs", name);
+	else if (isnan(out->peak_tflops))
+		snprintf(out->mfu_reason, sizeof out->mfu_reason,
+			 "no published dense %s peak for %s in hardware/specs", mb_dtype_name(dt),
+			 spec->name);
+	else if (isnan(out->tflops))
+		snprintf(out->mfu_reason, sizeof out->mfu_reason,
+			 "no model FLOP rate to divide (the case declares no FLOPs)");
+	else
+		out->mfu_pct = 100 * out->tflops / out->peak_tflops;
+}
+
+void mb_metrics_derive(const mb_cost *c, const mb_stats *s, int ranks, const mb_dev_info *dev,
+		       mb_dtype dt, mb_metrics *out)
 {
 	out->tflops = per_s(c->flops, s->p50, 1e12);
 	out->tflops_best = per_s(c->flops, s->min, 1e12);
@@ -43,4 +84,15 @@ void mb_metrics_derive(const mb_cost *c, const mb_stats *s, int ranks, mb_metric
 	if (c->comm_bytes > 0 && ranks > 0)
 		out->busbw_gbps = out->gbps * (ranks - 1) / ranks;
 	out->to_others_gbps = per_s(c->comm_bytes, s->p50, 1e9);
+	derive_mfu(dev, dt, out);
+}
+
+mb_dtype mb_case_dtype(const mb_params *p)
+{
+	char buf[16];
+	mb_dtype dt = MB_FP32;
+	if (p && p->defs && mb_params_find(p, "dtype") >= 0 &&
+	    mb_dtype_parse(mb_param_choice(p, "dtype", buf, sizeof buf), &dt) != 0)
+		dt = MB_FP32;
+	return dt;
 }

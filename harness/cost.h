@@ -4,8 +4,14 @@
 
 #include "result.h"
 
-/* Fill out from cost c and statistics s over ranks ranks; underivable
- * metrics are NAN. */
-void mb_metrics_derive(const mb_cost *c, const mb_stats *s, int ranks, mb_metrics *out);
+/* Fill out from cost c and statistics s over ranks ranks, measured on dev
+ * (NULL if unknown) with element type dt; underivable metrics are NAN, and
+ * a NAN mfu_pct comes with out->mfu_reason. */
+void mb_metrics_derive(const mb_cost *c, const mb_stats *s, int ranks, const mb_dev_info *dev,
+		       mb_dtype dt, mb_metrics *out);
+
+/* The element type MFU is taken for: the case's "dtype" parameter when its
+ * suite has one, fp32 otherwise. */
+mb_dtype mb_case_dtype(const mb_params *p);
 
 #endif

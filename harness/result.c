@@ -133,6 +133,25 @@ static void add_stats(cJSON *c, const mb_case_result *r)
 	cJSON_AddBoolToObject(o, "median_ci_covers_95", s->ci_exact);
 }
 
+/* MFU and, beside it, the published figure it divides by: a datasheet value
+ * is labelled as such and never looks like a measurement. */
+static void add_mfu(cJSON *m, const mb_metrics *x)
+{
+	mb_json_add_num(m, "mfu_pct", x->mfu_pct);
+	if (isnan(x->mfu_pct))
+		cJSON_AddStringToObject(m, "mfu_reason", x->mfu_reason);
+	if (isnan(x->peak_tflops)) {
+		cJSON_AddNullToObject(m, "peak");
+		return;
+	}
+	cJSON *p = cJSON_AddObjectToObject(m, "peak");
+	mb_json_add_num(p, "tflops", x->peak_tflops);
+	cJSON_AddStringToObject(p, "dtype", mb_dtype_name(x->dtype));
+	cJSON_AddStringToObject(p, "device", x->peak_device ? x->peak_device : "");
+	cJSON_AddStringToObject(p, "kind", "published");
+	cJSON_AddStringToObject(p, "source", x->peak_source ? x->peak_source : "");
+}
+
 static void add_cost_metrics(cJSON *c, const mb_case_result *r)
 {
 	if (!r->has_cost) {
@@ -158,9 +177,7 @@ static void add_cost_metrics(cJSON *c, const mb_case_result *r)
 	mb_json_add_num(m, "gbps", r->metrics.gbps);
 	mb_json_add_num(m, "busbw_gbps", r->metrics.busbw_gbps);
 	mb_json_add_num(m, "to_others_gbps", r->metrics.to_others_gbps);
-	cJSON_AddNullToObject(m, "mfu_pct");
-	cJSON_AddStringToObject(m, "mfu_reason",
-				"no published peak for this device in hardware/specs yet");
+	add_mfu(m, &r->metrics);
 }
 
 static void add_check(cJSON *c, const mb_case_result *r)

@@ -29,6 +29,12 @@ typedef struct mb_metrics {
 	double gbps;           /* bytes / p50 time / 1e9: nccl-tests' algbw */
 	double busbw_gbps;     /* gbps * (n-1)/n over n ranks: nccl-tests' alltoall busbw */
 	double to_others_gbps; /* comm_bytes (sent to other ranks) / p50 time / 1e9 */
+	double mfu_pct;        /* 100 * tflops / peak_tflops; NAN with mfu_reason */
+	double peak_tflops;    /* published dense peak for dtype (hardware/specs), or NAN */
+	mb_dtype dtype;        /* the case's element type, which selects the peak */
+	const char *peak_device; /* the hardware/specs entry's name (static), or NULL */
+	const char *peak_source; /* where the peak is published (static), or NULL */
+	char mfu_reason[160];  /* why mfu_pct is NAN ("" otherwise) */
 } mb_metrics;
 
 typedef struct mb_case_result {

@@ -280,11 +280,12 @@ static int run_case(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cs, m
 	r->nsamples = o->iters;
 	mb_world_max(w, r->samples, r->nsamples);
 	mb_stats_compute(r->samples, r->nsamples, scratch, &r->stats);
-	if (r->has_cost)
-		mb_metrics_derive(&r->cost, &r->stats, w->size, &r->metrics);
-
 	mb_dev_info di;
 	o->be->describe(dev, &di);
+	if (r->has_cost)
+		mb_metrics_derive(&r->cost, &r->stats, w->size, &di, mb_case_dtype(&r->params),
+				  &r->metrics);
+
 	if (strcmp(di.kind, "none") == 0) {
 		r->status = MB_CASE_INVALID;
 		snprintf(r->reason, sizeof r->reason,

@@ -38,6 +38,9 @@ static const mb_param_def a2a_params[] = {
 	{"experts", MB_PT_INT, "64", 1, 65536, NULL,
 	 "routed experts of the model, spread evenly over the ranks (moe mode)"},
 	{"top_k", MB_PT_INT, "4", 1, 64, NULL, "experts each token is routed to (moe mode)"},
+	{"groups", MB_PT_INT, "0", 0, 1024, NULL,
+	 "MoGE expert groups: top_k/groups experts chosen in each of groups equal groups, "
+	 "0 = ungrouped (moe mode)"},
 	{"skew", MB_PT_REAL, "0", 0, 4, NULL,
 	 "Zipf exponent of tokens per expert, 0 = balanced (moe mode)"},
 	{"dtype", MB_PT_ENUM, "fp32", 0, 0, "fp32|bf16", "payload element type"},
@@ -84,6 +87,7 @@ int mb_a2a_spec_get(const mb_params *p, uint64_t seed, mb_a2a_spec *s, int64_t *
 	s->tokens = mb_param_int(p, "tokens");
 	s->experts = mb_param_int(p, "experts");
 	s->top_k = mb_param_int(p, "top_k");
+	s->groups = mb_param_int(p, "groups");
 	s->skew = mb_param_real(p, "skew");
 	s->bytes = mb_param_int(p, "bytes");
 	s->elem_bytes = (int64_t)mb_dtype_size(dt);
@@ -108,6 +112,11 @@ static int a2a_fits(const mb_a2a_spec *s, int size)
 		return mb_err(MB_ERR_USAGE, "alltoall: top_k=%lld is out of range: accepted "
 					    "1..experts (%lld)",
 			      (long long)s->top_k, (long long)s->experts);
+	if (s->groups > 1 && (s->experts % s->groups != 0 || s->top_k % s->groups != 0))
+		return mb_err(MB_ERR_USAGE,
+			      "alltoall: groups=%lld is out of range: accepted 0, 1 or a common "
+			      "divisor of experts (%lld) and top_k (%lld)",
+			      (long long)s->groups, (long long)s->experts, (long long)s->top_k);
 	if (s->experts % size != 0)
 		return mb_err(MB_ERR_USAGE,
 			      "alltoall: experts=%lld cannot be spread evenly over %d ranks (experts "
@@ -143,7 +152,7 @@ static int a2a_bias(const mb_a2a_spec *s, float **out)
 	}
 	for (int64_t t = 0; t < n; t++)
 		a2a_scores(s->seed, S_CALIB, (uint64_t)t, E, sc + t * E);
-	int rc = mb_ref_skew_bias(sc, n, E, s->top_k, s->skew, bias);
+	int rc = mb_ref_skew_bias(sc, n, E, s->top_k, s->groups, s->skew, bias);
 	free(sc);
 	if (rc)
 		free(bias);
@@ -174,7 +183,7 @@ static int a2a_route(const mb_a2a_spec *s, const float *bias, int rank, int size
 			if (bias)
 				for (int64_t e = 0; e < E; e++)
 					v[e] += bias[e];
-			mb_ref_topk(v, E, K, idx, v + E);
+			mb_ref_topk(v, E, K, s->groups, idx, v + E);
 			for (int64_t j = 0; j < K; j++)
 				mine[idx[j] / per]++;
 		}
@@ -318,6 +327,9 @@ static int a2a_preset(const mb_model *m, mb_size size, mb_params *p)
 		rc = mb_params_set(p, "experts", m->experts, MB_SRC_PRESET);
 	if (!rc)
 		rc = mb_params_set(p, "top_k", m->top_k, MB_SRC_PRESET);
+	if (!rc) /* the whole model's experts, so a grouped model keeps its groups */
+		rc = mb_params_set(p, "groups", (double)mb_model_groups(m, m->experts, m->top_k),
+				   MB_SRC_PRESET);
 	return rc;
 }
 
@@ -349,6 +361,11 @@ static int a2a_validate(const mb_params *p)
 	if (s.top_k > s.experts)
 		return mb_err(MB_ERR_USAGE, "top_k=%lld is out of range: accepted 1..experts (%lld)",
 			      (long long)s.top_k, (long long)s.experts);
+	if (s.groups > 1 && (s.experts % s.groups != 0 || s.top_k % s.groups != 0))
+		return mb_err(MB_ERR_USAGE,
+			      "groups=%lld is out of range: accepted 0, 1 or a common divisor of "
+			      "experts (%lld) and top_k (%lld)",
+			      (long long)s.groups, (long long)s.experts, (long long)s.top_k);
 	double bytes = (double)s.tokens * (double)s.top_k * (double)rb;
 	if (bytes > A2A_MAX_BYTES || s.tokens * s.top_k > 2147483647)
 		return mb_err(MB_ERR_USAGE,

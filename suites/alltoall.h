@@ -12,8 +12,10 @@
  * being 4 u - 2 with u = mb_rand_uniform(seed, stream 401, (r tokens + t)
  * experts + e). Scores are their softmax; each token picks the top_k
  * experts of scores + bias (mb_ref_topk: best first, ties to the lower
- * index), where bias is 0 (skew 0) or the Zipf bias that gives expert e
- * about a 1/(e+1)^skew share of the choices (mb_ref_skew_bias, calibrated on
+ * index; with groups > 1, MoGE, the top_k/groups best of each of groups equal
+ * contiguous blocks of experts), where bias is 0 (skew 0) or the Zipf bias that gives expert e
+ * about a 1/(e+1)^skew share of the choices (within its group when grouped;
+ * mb_ref_skew_bias, calibrated on
  * min(tokens, 2^21 / experts, >= 64) tokens of a rank-independent stream
  * 402, so every rank gets the same bias). The experts are spread evenly:
  * rank q holds experts q E/size .. (q+1) E/size - 1, and each (token,
@@ -43,6 +45,7 @@ typedef struct mb_a2a_spec {
 	mb_a2a_mode mode;
 	uint64_t seed;
 	int64_t tokens, experts, top_k; /* moe: per rank; experts in the whole model */
+	int64_t groups;                 /* moe: MoGE expert groups, 0 = ungrouped */
 	double skew;                    /* moe: Zipf exponent, 0 = balanced */
 	int64_t bytes;                  /* uniform: bytes each rank sends, self included */
 	int64_t elem_bytes;             /* uniform: bytes of one row (the dtype's) */

@@ -36,6 +36,9 @@ static const mb_param_def gmm_params[] = {
 	{"skew", MB_PT_REAL, "0", 0, 4, NULL,
 	 "Zipf exponent of tokens per expert (0 = balanced routing)"},
 	{"score", MB_PT_ENUM, "softmax", 0, 0, "softmax|sigmoid", "router scoring function"},
+	{"groups", MB_PT_INT, "0", 0, 1024, NULL,
+	 "MoGE expert groups: top_k/groups experts chosen in each of groups equal groups "
+	 "(0 = ungrouped)"},
 };
 
 #define GMM_MAX_BYTES (64.0 * GIB)
@@ -49,6 +52,7 @@ static int gmm_shape_get(const mb_params *p, gmm_shape *s)
 	s->E = mb_param_int(p, "experts");
 	s->k = mb_param_int(p, "top_k");
 	s->P = s->T * s->k;
+	s->G = mb_param_int(p, "groups");
 	s->skew = mb_param_real(p, "skew");
 	s->score = strcmp(mb_param_choice(p, "score", buf, sizeof buf), "sigmoid") == 0
 			   ? MB_SCORE_SIGMOID
@@ -100,6 +104,11 @@ static int gmm_validate(const mb_params *p)
 	if (s.k > s.E)
 		return mb_err(MB_ERR_USAGE, "top_k=%lld is out of range: accepted 1..experts (%lld)",
 			      (long long)s.k, (long long)s.E);
+	if (s.G > 1 && (s.E % s.G != 0 || s.k % s.G != 0))
+		return mb_err(MB_ERR_USAGE,
+			      "groups=%lld is out of range: accepted 0, 1 or a common divisor of "
+			      "experts (%lld) and top_k (%lld)",
+			      (long long)s.G, (long long)s.E, (long long)s.k);
 	double bytes = gmm_bytes(&s);
 	if (bytes > GMM_MAX_BYTES)
 		return mb_err(MB_ERR_USAGE,
@@ -142,6 +151,12 @@ static int gmm_preset(const mb_model *m, mb_size size, mb_params *p)
 		tokens = 4096;
 		break;
 	}
+	/* MoGE (Pangu Pro: 64 experts in 8 groups, top-8 = 1 per group): the
+	 * scaled-down slice cannot keep 8 groups (quick has 8 experts and top-2),
+	 * so take the most groups, up to the model's, that still divide both
+	 * experts and top_k (mb_model_groups): quick/standard get 2 groups x 1 of 4, full (16
+	 * experts, top-8) keeps 8 x 1 of 2. Ungrouped models stay at 0. */
+	const int64_t groups = mb_model_groups(m, experts, top_k);
 	int sigmoid = m->score && strcmp(m->score, "sigmoid") == 0;
 	int rc = mb_params_set(p, "hidden", (double)hidden, MB_SRC_PRESET);
 	if (!rc)
@@ -154,6 +169,8 @@ static int gmm_preset(const mb_model *m, mb_size size, mb_params *p)
 		rc = mb_params_set(p, "tokens", (double)tokens, MB_SRC_PRESET);
 	if (!rc)
 		rc = mb_params_set(p, "score", sigmoid ? 1.0 : 0.0, MB_SRC_PRESET);
+	if (!rc)
+		rc = mb_params_set(p, "groups", (double)groups, MB_SRC_PRESET);
 	return rc;
 }
 
@@ -189,7 +206,9 @@ mb_ref_moe mb_gmm_problem(const gmm_state *st)
  * share of the pairs is proportional to 1/(e+1)^skew (a Zipf law over the
  * expert ranks); the bias is calibrated on the host against this run's own
  * fp64 scores (mb_ref_skew_bias in ref.c says how). It is approximate: info
- * reports the group sizes the device actually produced. */
+ * reports the group sizes the device actually produced. With MoGE groups
+ * every group's total is fixed (tokens * top_k/groups pairs), so the Zipf
+ * law applies within each group, by an expert's rank inside its group. */
 static int gmm_skew_bias(gmm_state *st)
 {
 	const gmm_shape *s = &st->s;
@@ -208,7 +227,7 @@ static int gmm_skew_bias(gmm_state *st)
 		mb_ref_logits(&m, t, sc + t * E);
 		mb_ref_scores(s->score, sc + t * E, E, sc + t * E);
 	}
-	int rc = mb_ref_skew_bias(sc, n, E, s->k, s->skew, st->bias);
+	int rc = mb_ref_skew_bias(sc, n, E, s->k, s->G, s->skew, st->bias);
 	free(sc);
 	return rc;
 }
@@ -301,6 +320,7 @@ static int gmm_plan_all(gmm_state *st)
 	op[OP_ROUTER].u.router.top_k = s->k;
 	op[OP_ROUTER].u.router.score = s->score;
 	op[OP_ROUTER].u.router.bias = st->bias;
+	op[OP_ROUTER].u.router.groups = s->G;
 	op[OP_ROUTER_BWD] = op[OP_ROUTER];
 	op[OP_ROUTER_BWD].kind = MB_OP_ROUTER_BWD;
 	op[OP_ROUTER_BWD].u.router.bias = NULL;

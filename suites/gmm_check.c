@@ -15,7 +15,8 @@
  * the device's own routing: near-ties in the top-k can make fp32 and fp64
  * pick different experts, so the device's choice is first checked to be a
  * valid top-k of the fp64 scores (within 1e-5, bf16 1e-2, times
- * 1 + max |bias|), and the reference then
+ * 1 + max |bias|; with MoGE groups, top_k/groups within each group, listed
+ * group by group), and the reference then
  * follows it. Offsets must match the choice exactly.
  *
  * Error metric: |got - ref| / (max |ref| over the values compared of that
@@ -184,6 +185,16 @@ static int vf_fetch(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
 	return 0;
 }
 
+/* The first choice j of one token's idx[0..k) outside its MoGE group
+ * j / (k/G), or -1 (always -1 when ungrouped). */
+static int64_t vf_out_of_group(const gmm_shape *s, const int32_t *idx)
+{
+	for (int64_t j = 0; s->G > 1 && j < s->k; j++)
+		if (idx[j] / (s->E / s->G) != j / (s->k / s->G))
+			return j;
+	return -1;
+}
+
 /* The device's routing against fp64 scores. Returns 1 if idx is unusable
  * (out of range), so the reference cannot follow it. */
 static int vf_routing(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
@@ -212,12 +223,24 @@ static int vf_routing(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
 	for (int64_t t = 0; t < T; t++) {
 		double lo, hi;
 		o->checked++;
-		if (!mb_ref_topk_valid(hs->sc + t * E, st->bias, E, hs->idx + t * K, K, tie, &lo,
-				       &hi)) {
+		if (!mb_ref_topk_valid(hs->sc + t * E, st->bias, E, s->G, hs->idx + t * K, K, tie,
+				       &lo, &hi)) {
 			o->mismatched++;
-			bad(c, "routing: token %lld's choice is not a top-%lld of the fp64 scores "
-			       "(worst chosen %.7g, best unchosen %.7g)",
-			    (long long)t, (long long)K, lo, hi);
+			const int64_t j = vf_out_of_group(s, hs->idx + t * K);
+			if (j >= 0)
+				bad(c, "routing: idx[%lld][%lld] = %d is not in group %lld of %lld "
+				       "(choices are listed group by group)",
+				    (long long)t, (long long)j, hs->idx[t * K + j],
+				    (long long)(j / (K / s->G)), (long long)s->G);
+			else if (s->G > 1)
+				bad(c, "routing: token %lld's choice is not a top-%lld of each of %lld "
+				       "groups of the fp64 scores (worst chosen %.7g, best unchosen "
+				       "%.7g)",
+				    (long long)t, (long long)(K / s->G), (long long)s->G, lo, hi);
+			else
+				bad(c, "routing: token %lld's choice is not a top-%lld of the fp64 "
+				       "scores (worst chosen %.7g, best unchosen %.7g)",
+				    (long long)t, (long long)K, lo, hi);
 		}
 	}
 	mb_ref_group(&m, hs->idx, hs->wref, NULL, hs->rows, hs->start);

@@ -25,6 +25,7 @@ enum {
 
 typedef struct gmm_shape {
 	int64_t T, h, f, E, k, P; /* tokens, hidden, ffn, experts, top_k, pairs */
+	int64_t G;                /* MoGE expert groups (backend.h ROUTER); 0 = ungrouped */
 	mb_dtype dt;
 	mb_score_fn score;
 	double skew;

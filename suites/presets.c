@@ -46,7 +46,7 @@ const mb_model mb_models[] = {
 		.summary = "Pangu Pro MoE (MoGE), 72B total / 16B active, 8 groups x 1 expert",
 		.source = "PanguProMoEConfig (arXiv 2505.21411)",
 		.layers = 48, .dense_layers = 0, .hidden = 5120, .ffn_dense = 0, .moe_ffn = 1344,
-		.experts = 64, .shared_experts = 4, .top_k = 8, .score = "softmax",
+		.experts = 64, .shared_experts = 4, .top_k = 8, .groups = 8, .score = "softmax",
 		.attention = "gqa", .heads = 40, .kv_heads = 8, .head_dim = 128, .v_head_dim = 128,
 		.vocab = 153376,
 	},
@@ -92,6 +92,14 @@ const mb_model *mb_model_find(const char *name)
 }
 
 static const char *const size_names[MB_SIZE_COUNT] = {"quick", "standard", "full"};
+
+int64_t mb_model_groups(const mb_model *m, int64_t experts, int64_t top_k)
+{
+	for (int64_t g = m->groups; g > 1; g--)
+		if (experts % g == 0 && top_k % g == 0)
+			return g;
+	return 0;
+}
 
 const char *mb_size_name(mb_size s) { return s < MB_SIZE_COUNT ? size_names[s] : "?"; }
 

@@ -24,6 +24,8 @@ typedef struct mb_model {
 	int experts;        /* routed experts */
 	int shared_experts;
 	int top_k;
+	int groups;         /* MoGE (Pangu Pro): experts in this many equal groups, top_k/groups
+			       chosen in each; 0 = ungrouped */
 	const char *score;  /* router scoring: "softmax" or "sigmoid" */
 	const char *attention; /* "mha", "gqa", "mla" */
 	int heads, kv_heads;
@@ -39,6 +41,11 @@ extern const int mb_model_count;
 
 /* The model named name, or NULL. */
 const mb_model *mb_model_find(const char *name);
+/* The MoGE groups for a slice of experts routed top_k of the model m: the
+ * most groups, at most m->groups, that divide both experts and top_k (a
+ * scaled-down slice cannot always keep the model's count); 0 when the model
+ * is ungrouped or only 1 group would fit. */
+int64_t mb_model_groups(const mb_model *m, int64_t experts, int64_t top_k);
 
 const char *mb_size_name(mb_size s);
 /* Parse "quick|standard|full"; MB_ERR_USAGE with a message otherwise. */

@@ -48,10 +48,12 @@ void mb_rand_fill(float *x, size_t n, uint64_t seed, uint64_t stream, double a)
 
 /* ---- routing ---- */
 
-void mb_ref_topk(const double *v, int64_t n, int64_t k, int32_t *idx, double *key)
+/* Ungrouped top k of v[e0..e0+n) into idx (absolute expert numbers). */
+static void topk_block(const double *v, int64_t e0, int64_t n, int64_t k, int32_t *idx,
+		       double *key)
 {
 	int64_t got = 0;
-	for (int64_t e = 0; e < n; e++) {
+	for (int64_t e = e0; e < e0 + n; e++) {
 		if (got == k && !(v[e] > key[k - 1]))
 			continue;
 		int64_t q = got < k ? got++ : k - 1;
@@ -64,16 +66,26 @@ void mb_ref_topk(const double *v, int64_t n, int64_t k, int32_t *idx, double *ke
 	}
 }
 
-int mb_ref_topk_valid(const double *scores, const float *bias, int64_t experts,
-		      const int32_t *idx, int64_t k, double tol, double *lo, double *hi)
+void mb_ref_topk(const double *v, int64_t n, int64_t k, int64_t groups, int32_t *idx,
+		 double *key)
+{
+	const int64_t G = groups > 1 ? groups : 1, ng = n / G, kg = k / G;
+	for (int64_t g = 0; g < G; g++)
+		topk_block(v, g * ng, ng, kg, idx + g * kg, key);
+}
+
+/* mb_ref_topk_valid for one block: experts e0..e0+n-1, choice idx[0..k);
+ * -1 if a chosen expert lies outside the block. */
+static int topk_block_valid(const double *scores, const float *bias, int64_t e0, int64_t n,
+			    const int32_t *idx, int64_t k, double tol, double *lo, double *hi)
 {
 	int ok = 1;
 	double prev = INFINITY;
 	*lo = INFINITY;
 	*hi = -INFINITY;
 	for (int64_t j = 0; j < k; j++) {
-		if (idx[j] < 0 || idx[j] >= experts)
-			return 0;
+		if (idx[j] < e0 || idx[j] >= e0 + n)
+			return -1;
 		const double v = scores[idx[j]] + (bias ? bias[idx[j]] : 0.0);
 		ok &= v <= prev + tol; /* best first */
 		prev = v;
@@ -81,7 +93,7 @@ int mb_ref_topk_valid(const double *scores, const float *bias, int64_t experts,
 		for (int64_t q = 0; q < j; q++)
 			ok &= idx[q] != idx[j];
 	}
-	for (int64_t e = 0; e < experts; e++) {
+	for (int64_t e = e0; e < e0 + n; e++) {
 		int chosen = 0;
 		for (int64_t j = 0; j < k; j++)
 			chosen |= idx[j] == e;
@@ -90,6 +102,27 @@ int mb_ref_topk_valid(const double *scores, const float *bias, int64_t experts,
 			*hi = v;
 	}
 	return ok && !(*lo < *hi - tol);
+}
+
+int mb_ref_topk_valid(const double *scores, const float *bias, int64_t experts, int64_t groups,
+		      const int32_t *idx, int64_t k, double tol, double *lo, double *hi)
+{
+	const int64_t G = groups > 1 ? groups : 1, ng = experts / G, kg = k / G;
+	int ok = 1;
+	*lo = INFINITY;
+	*hi = -INFINITY;
+	for (int64_t g = 0; g < G; g++) {
+		double l, h;
+		int good = topk_block_valid(scores, bias, g * ng, ng, idx + g * kg, kg, tol, &l, &h);
+		if (g == 0 || l - h < *lo - *hi) {
+			*lo = l;
+			*hi = h;
+		}
+		if (good < 0)
+			return 0;
+		ok &= good;
+	}
+	return ok;
 }
 
 /* Caps target shares at one pair per token (an expert cannot take a token
@@ -115,15 +148,16 @@ static void cap_targets(double *tgt, int64_t experts, double cap)
 }
 
 /* The skew bias, calibrated on the given scores. Targets: count_e =
- * n k (e+1)^-skew / sum, capped as above. Start from
+ * n k (e+1)^-skew / sum, capped as above (with G groups: per group, over its
+ * members r = 0..E/G-1 with n k/G pairs, e replaced by r throughout). Start from
  * b_e = -skew * sd * ln(e+1), sd the spread of the scores (exact for top-1 if
  * the scores had Gumbel noise of scale sd, where P(e) ~ exp(b_e / sd)), then
  * take 40 damped steps of b_e += sd/2 * (ln(target_e + 1) - ln(count_e + 1))
  * and keep the bias whose counts are closest to the targets in L1. */
 int mb_ref_skew_bias(const double *scores, int64_t n, int64_t experts, int64_t top_k,
-		     double skew, float *bias)
+		     int64_t groups, double skew, float *bias)
 {
-	const int64_t E = experts, K = top_k;
+	const int64_t E = experts, K = top_k, G = groups > 1 ? groups : 1, ng = E / G;
 	double *tgt = malloc((size_t)(5 * E + K) * sizeof *tgt);
 	int32_t *idx = malloc((size_t)K * sizeof *idx);
 	if (!tgt || !idx) {
@@ -132,7 +166,7 @@ int mb_ref_skew_bias(const double *scores, int64_t n, int64_t experts, int64_t t
 		return mb_err(MB_ERR_NOMEM, "reference: out of memory for the skew bias");
 	}
 	double *b = tgt + E, *best = b + E, *v = best + E, *count = v + E, *key = count + E;
-	double mean = 0.0, var = 0.0, norm = 0.0, best_err = INFINITY;
+	double mean = 0.0, var = 0.0, best_err = INFINITY;
 	for (int64_t i = 0; i < n * E; i++)
 		mean += scores[i];
 	mean /= (double)(n * E);
@@ -140,13 +174,16 @@ int mb_ref_skew_bias(const double *scores, int64_t n, int64_t experts, int64_t t
 		var += (scores[i] - mean) * (scores[i] - mean);
 	double sd = sqrt(var / (double)(n * E));
 	sd = sd > 1e-6 ? sd : 1e-6;
-	for (int64_t e = 0; e < E; e++)
-		norm += tgt[e] = pow((double)(e + 1), -skew);
-	for (int64_t e = 0; e < E; e++) {
-		tgt[e] *= (double)(n * K) / norm;
-		best[e] = b[e] = -skew * sd * log((double)(e + 1));
+	for (int64_t g = 0; g < G; g++) { /* each group: its K/G pairs per token, Zipf by rank */
+		double norm = 0.0;
+		for (int64_t r = 0; r < ng; r++)
+			norm += tgt[g * ng + r] = pow((double)(r + 1), -skew);
+		for (int64_t r = 0; r < ng; r++) {
+			tgt[g * ng + r] *= (double)(n * (K / G)) / norm;
+			best[g * ng + r] = b[g * ng + r] = -skew * sd * log((double)(r + 1));
+		}
+		cap_targets(tgt + g * ng, ng, (double)n);
 	}
-	cap_targets(tgt, E, (double)n);
 	for (int it = 0; it < 40; it++) {
 		double err = 0.0;
 		for (int64_t e = 0; e < E; e++)
@@ -154,7 +191,7 @@ int mb_ref_skew_bias(const double *scores, int64_t n, int64_t experts, int64_t t
 		for (int64_t t = 0; t < n; t++) {
 			for (int64_t e = 0; e < E; e++)
 				v[e] = scores[t * E + e] + b[e];
-			mb_ref_topk(v, E, K, idx, key);
+			mb_ref_topk(v, E, K, G, idx, key);
 			for (int64_t j = 0; j < K; j++)
 				count[idx[j]] += 1.0;
 		}

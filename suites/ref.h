@@ -35,17 +35,25 @@ void mb_rand_fill(float *x, size_t n, uint64_t seed, uint64_t stream, double a);
 /* ---- routing ---- */
 
 /* The top k of v[0..n), best first, ties to the lower index (the rule every
- * backend follows) into idx[0..k); key is scratch for k doubles. */
-void mb_ref_topk(const double *v, int64_t n, int64_t k, int32_t *idx, double *key);
-/* 1 if idx[0..k) is a top-k of scores + bias (bias may be NULL) within tol:
- * in range, distinct, best first, and no unchosen expert above a chosen one
- * by more than tol; *lo, *hi get the worst chosen and best unchosen value. */
-int mb_ref_topk_valid(const double *scores, const float *bias, int64_t experts,
+ * backend follows) into idx[0..k); key is scratch for k doubles. With
+ * groups > 1 (MoGE; n and k multiples of groups) the top k/groups of each of
+ * the groups equal contiguous blocks of v instead, group by group, as
+ * backend.h's ROUTER op chooses; 0 or 1 = ungrouped. */
+void mb_ref_topk(const double *v, int64_t n, int64_t k, int64_t groups, int32_t *idx,
+		 double *key);
+/* 1 if idx[0..k) is a top-k of scores + bias (bias may be NULL) within tol
+ * under the grouping of mb_ref_topk: in range (in its own group), distinct,
+ * best first, and no unchosen expert above a chosen one of the same group by
+ * more than tol; *lo, *hi get the worst chosen and best unchosen value of
+ * the group closest to failing (the one with the least lo - hi). */
+int mb_ref_topk_valid(const double *scores, const float *bias, int64_t experts, int64_t groups,
 		      const int32_t *idx, int64_t k, double tol, double *lo, double *hi);
 /* A router bias [experts] that gives expert e about a 1/(e+1)^skew share of
- * the top-k choices over scores [n][experts] (method in ref.c). */
+ * the top-k choices over scores [n][experts] (method in ref.c); with
+ * groups > 1 the Zipf law holds within each group (rank e mod experts/groups),
+ * since grouped routing fixes every group's total. */
 int mb_ref_skew_bias(const double *scores, int64_t n, int64_t experts, int64_t top_k,
-		     double skew, float *bias) MB_MUST_CHECK;
+		     int64_t groups, double skew, float *bias) MB_MUST_CHECK;
 
 /* ---- reference MoE FFN ---- */
 

@@ -80,6 +80,9 @@ static const mb_param_def ts_params[] = {
 	 "expert-parallel ranks: 1 (experts replicated) or the world size (experts sharded)"},
 	{"lr", MB_PT_REAL, "0.001", 0, 1, NULL, "AdamW learning rate (constant)"},
 	{"score", MB_PT_ENUM, "softmax", 0, 0, "softmax|sigmoid", "router scoring function"},
+	{"groups", MB_PT_INT, "0", 0, 1024, NULL,
+	 "MoGE expert groups: top_k/groups experts chosen in each of groups equal groups "
+	 "(0 = ungrouped)"},
 	{"dtype", MB_PT_ENUM, "fp32", 0, 0, "fp32|bf16",
 	 "activation and weight type (fp32 only so far: bf16 is skipped)"},
 };
@@ -112,6 +115,7 @@ static int ts_shape_get(const mb_params *p, ts_shape *s)
 	s->seq = mb_param_int(p, "seq");
 	s->B = mb_param_int(p, "batch");
 	s->ep = mb_param_int(p, "ep");
+	s->G = mb_param_int(p, "groups");
 	s->lr = mb_param_real(p, "lr");
 	s->mla = s->kvl > 0;
 	s->T = s->B * s->seq;
@@ -181,6 +185,11 @@ static int ts_validate(const mb_params *p)
 	if (s.E % s.ep)
 		return mb_err(MB_ERR_USAGE, "ep=%lld does not divide experts=%lld", (long long)s.ep,
 			      (long long)s.E);
+	if (s.G > 1 && (s.E % s.G != 0 || s.k % s.G != 0))
+		return mb_err(MB_ERR_USAGE,
+			      "groups=%lld is out of range: accepted 0, 1 or a common divisor of "
+			      "experts (%lld) and top_k (%lld)",
+			      (long long)s.G, (long long)s.E, (long long)s.k);
 	if (s.mla && s.Hkv != s.H)
 		return mb_err(MB_ERR_USAGE,
 			      "kv_heads=%lld with MLA (kv_lora > 0): accepted heads (%lld)",
@@ -214,7 +223,9 @@ static int ts_validate(const mb_params *p)
  * 256 over EP64 = 4, and receives about top_k x tokens pairs). With fp32
  * weights, gradients and AdamW states (16 bytes a parameter) that is 45 to
  * 90 GiB: more layers or experts would not fit one device; a pipeline stage
- * is a multiple of these layers. In every size the kv-head ratio is kept. */
+ * is a multiple of these layers. In every size the kv-head ratio is kept.
+ * MoGE models (Pangu Pro) keep as many expert groups as divide the slice's
+ * experts and top_k (mb_model_groups): 2 in quick and standard, 4 in full. */
 static int ts_preset(const mb_model *m, mb_size size, mb_params *p)
 {
 	if (m->experts < 1 || m->moe_ffn < 1)
@@ -269,6 +280,7 @@ static int ts_preset(const mb_model *m, mb_size size, mb_params *p)
 		{"top_k", (double)k}, {"vocab", (double)V}, {"seq", (double)seq},
 		{"batch", (double)B},
 		{"score", m->score && strcmp(m->score, "sigmoid") == 0 ? 1.0 : 0.0},
+		{"groups", (double)mb_model_groups(m, E, k)},
 	};
 	for (size_t i = 0; i < MB_ARRAY_LEN(set); i++) {
 		int rc = mb_params_set(p, set[i].name, set[i].v, MB_SRC_PRESET);

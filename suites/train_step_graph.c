@@ -381,7 +381,7 @@ static void ts_moe_fwd(ts_state *st, ts_layer *y, float *out)
 	lin(st, PH_FFN, y->a2, y->wr, y->logits, h, E, 0);
 	mb_op op = op_of(st, MB_OP_ROUTER);
 	op.u.router.tokens = T, op.u.router.experts = E, op.u.router.top_k = k;
-	op.u.router.score = s->score;
+	op.u.router.score = s->score, op.u.router.groups = s->G;
 	emit(st, PH_FFN, &op, IN(y->logits), OUT(y->idx, y->w, y->scores));
 	op = op_perm(st, MB_OP_PERMUTE, T, E, k, 0);
 	emit(st, PH_FFN, &op, IN(y->a2, y->idx), OUT(y->xs, y->off, y->pos));
@@ -535,7 +535,7 @@ static void ts_moe_bwd(ts_state *st, ts_layer *y)
 	emit(st, PH_FFN, &op, IN(st->dxs, y->pos), OUT(st->da));
 	op = op_of(st, MB_OP_ROUTER_BWD);
 	op.u.router.tokens = T, op.u.router.experts = E, op.u.router.top_k = k;
-	op.u.router.score = s->score;
+	op.u.router.score = s->score, op.u.router.groups = s->G;
 	emit(st, PH_FFN, &op, IN(st->dw, y->idx, y->w, y->scores), OUT(st->dlr));
 	lin_bwd(st, PH_FFN, y->a2, y->wr, st->dlr, st->da, 1, h, E);
 }

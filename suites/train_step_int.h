@@ -33,6 +33,7 @@ typedef struct ts_shape {
 	int64_t L, Ld, h, H, Hkv, dqk, dv, ql, kvl, rope, fd, f, E, S, k, V, seq, B, ep;
 	int64_t T, P;       /* tokens per rank, routed pairs per rank */
 	int64_t W, El, Rmax; /* world size, local experts, rows an EP rank may receive */
+	int64_t G;           /* MoGE expert groups of the router; 0 = ungrouped */
 	int mla;
 	mb_score_fn score;
 	double lr;

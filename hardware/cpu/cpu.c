@@ -254,6 +254,10 @@ static int cpu_check_shape(const mb_op *op)
 			return bad_shape(op, "experts above 2^31-1");
 		if ((unsigned)op->u.router.score > MB_SCORE_SIGMOID)
 			return bad_shape(op, "unknown score function");
+		const int64_t g = op->u.router.groups;
+		if (g < 0 || (g > 1 && (e % g != 0 || k % g != 0)))
+			return bad_shape(op, "groups must be 0 (ungrouped) or divide both experts "
+					     "and top_k");
 		return 0;
 	}
 	case MB_OP_PERMUTE:
@@ -450,11 +454,31 @@ static int cpu_gmm(const mb_plan *p, const mb_io *io)
 
 /* ---- router ---- */
 
-/* One token: scores, then top-k of scores + bias (ties to the lower expert,
- * best first) by insertion into idx/w (w holds the keys until the end), then
- * the renormalised weights. O(experts * top_k) at worst, no scratch. */
-static void router_row(const float *l, int64_t E, int64_t K, mb_score_fn fn, const float *bias,
-		       float *s, int32_t *idx, float *w)
+/* The k best of s[e0..e0+n) + bias by insertion into idx/w, best first, ties
+ * to the lower expert; w holds the keys. O(n * k) at worst, no scratch. */
+static void router_topk(const float *s, const float *bias, int64_t e0, int64_t n, int64_t k,
+			int32_t *idx, float *w)
+{
+	int64_t got = 0;
+	for (int64_t e = e0; e < e0 + n; e++) {
+		const float v = s[e] + (bias ? bias[e] : 0.0f);
+		if (got == k && !(v > w[k - 1]))
+			continue;
+		int64_t q = got < k ? got++ : k - 1;
+		while (q > 0 && v > w[q - 1]) {
+			w[q] = w[q - 1];
+			idx[q] = idx[q - 1];
+			q--;
+		}
+		w[q] = v;
+		idx[q] = (int32_t)e;
+	}
+}
+
+/* One token: scores, then the top K (top K/G of each of G groups, group by
+ * group), then the weights renormalised over all K chosen. */
+static void router_row(const float *l, int64_t E, int64_t K, int64_t G, mb_score_fn fn,
+		       const float *bias, float *s, int32_t *idx, float *w)
 {
 	if (fn == MB_SCORE_SOFTMAX) {
 		float mx = l[0];
@@ -470,20 +494,9 @@ static void router_row(const float *l, int64_t E, int64_t K, mb_score_fn fn, con
 		for (int64_t e = 0; e < E; e++)
 			s[e] = 1.0f / (1.0f + expf(-l[e]));
 	}
-	int64_t n = 0;
-	for (int64_t e = 0; e < E; e++) {
-		const float v = s[e] + (bias ? bias[e] : 0.0f);
-		if (n == K && !(v > w[K - 1]))
-			continue;
-		int64_t q = n < K ? n++ : K - 1;
-		while (q > 0 && v > w[q - 1]) {
-			w[q] = w[q - 1];
-			idx[q] = idx[q - 1];
-			q--;
-		}
-		w[q] = v;
-		idx[q] = (int32_t)e;
-	}
+	const int64_t ng = E / G, kg = K / G;
+	for (int64_t g = 0; g < G; g++)
+		router_topk(s, bias, g * ng, ng, kg, idx + g * kg, w + g * kg);
 	double sum = 0.0;
 	for (int64_t j = 0; j < K; j++)
 		sum += s[idx[j]];
@@ -495,13 +508,14 @@ static int cpu_router(const mb_plan *p, const mb_io *io)
 {
 	const int64_t T = p->op.u.router.tokens, E = p->op.u.router.experts,
 		      K = p->op.u.router.top_k;
+	const int64_t G = p->op.u.router.groups > 1 ? p->op.u.router.groups : 1;
 	const mb_score_fn fn = p->op.u.router.score;
 	const float *logits = io->in[0];
 	int32_t *idx = io->out[0];
 	float *w = io->out[1], *s = io->out[2];
 #pragma omp parallel for schedule(static) if (T * E >= CPU_OMP_MIN_WORK)
 	for (int64_t t = 0; t < T; t++)
-		router_row(logits + t * E, E, K, fn, p->bias, s + t * E, idx + t * K, w + t * K);
+		router_row(logits + t * E, E, K, G, fn, p->bias, s + t * E, idx + t * K, w + t * K);
 	if (p->fault && T > 0)
 		w[0] += 1.0f;
 	return 0;
@@ -513,7 +527,9 @@ static int cpu_router(const mb_plan *p, const mb_io *io)
  *   g_j = (dw_j - dot) / S                    (dL/d s[idx_j]; 0 off the choice)
  *   softmax: dl_e = s_e (g_e - sum_j g_j s[idx_j]) (the sum is 0 up to rounding)
  *   sigmoid: dl_e = g_e s_e (1 - s_e)
- * S == 0 (all chosen scores underflowed, weights 1/k): gradient 0. */
+ * S == 0 (all chosen scores underflowed, weights 1/k): gradient 0.
+ * Grouped routing (groups > 1) changes only which experts idx holds, not this
+ * gradient, so groups is not read here. */
 static int cpu_router_bwd(const mb_plan *p, const mb_io *io)
 {
 	const int64_t T = p->op.u.router.tokens, E = p->op.u.router.experts,

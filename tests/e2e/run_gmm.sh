@@ -11,6 +11,10 @@ expect_eq "case status" "$(q "$f" results.0.status)" ok
 expect_eq "samples = --iters" "$(q "$f" results.0.samples_s.#)" 5
 expect_eq "stats n" "$(q "$f" results.0.stats_s.n)" 5
 expect_eq "check passed" "$(q "$f" results.0.check.passed)" true
+# No CPU has a published peak, so MFU is null with a reason, never a guess.
+expect_eq "cpu mfu null" "$(q "$f" results.0.metrics.mfu_pct)" null
+expect_eq "cpu peak null" "$(q "$f" results.0.metrics.peak)" null
+expect_eq "cpu mfu reason" "$(q "$f" results.0.metrics.mfu_reason | grep -c 'published peak for a CPU')" 1
 expect_eq "preset recorded" "$(q "$f" config.size)" quick
 expect_eq "params from preset" "$(q "$f" results.0.params_source.hidden)" preset
 expect_eq "git commit recorded" "$(q "$f" build.git_commit | grep -c .)" 1

@@ -49,6 +49,7 @@ typedef struct shape {
 	int hidden, ffn, experts, top_k, tokens;
 	double skew;
 	int sigmoid;
+	int groups; /* MoGE groups, 0 = ungrouped */
 } shape;
 
 static void gmm_params(const shape *s, mb_params *p)
@@ -62,6 +63,7 @@ static void gmm_params(const shape *s, mb_params *p)
 	assert_int_equal(mb_params_set(p, "tokens", s->tokens, MB_SRC_USER), 0);
 	assert_int_equal(mb_params_set(p, "skew", s->skew, MB_SRC_USER), 0);
 	assert_int_equal(mb_params_set(p, "score", s->sigmoid, MB_SRC_USER), 0);
+	assert_int_equal(mb_params_set(p, "groups", s->groups, MB_SRC_USER), 0);
 }
 
 static double info_get(const mb_case_info *info, const char *key)
@@ -193,7 +195,7 @@ static void check_router(mb_score_fn f, int K, const float *bias)
 			assert_true(fabs(s[t * E + e] - s64[e]) < 1e-6);
 			v[e] = s64[e] + (bias ? bias[e] : 0.0);
 		}
-		mb_ref_topk(v, E, K, want, key);
+		mb_ref_topk(v, E, K, 0, want, key);
 		for (int j = 0; j < K; j++)
 			assert_int_equal(idx[t * K + j], want[j]);
 		mb_ref_topk_weights(s64, idx + t * K, K, w64);
@@ -245,6 +247,81 @@ static void test_router(void **state)
 }
 
 /* ---- permute and unpermute ---- */
+
+/* MoGE: 16 experts in 4 groups, top-4 = 1 per group, on seeded logits (and a
+ * bias that would pull an ungrouped top-4 into group 0): the CPU router
+ * matches the grouped reference, each group gets exactly tokens * top_k /
+ * groups pairs (imbalance 1.0 at the group level), and the choice differs
+ * from the ungrouped one, which the grouped validity check rejects. */
+static void test_router_grouped(void **state)
+{
+	(void)state;
+	enum { T = 200, E = 16, K = 4, G = 4 };
+	const float bias[E] = {0.5f, 0.5f, 0.5f, 0.5f};
+	static float logits[T * E];
+	mb_rand_fill(logits, T * E, 3, 1, 2.0);
+	mb_dev *dev = open_dev();
+	float *d_l = dev_copy(dev, logits, sizeof logits);
+	int32_t *d_idx = dev_copy(dev, NULL, T * K * sizeof(int32_t));
+	float *d_w = dev_copy(dev, NULL, T * K * sizeof(float));
+	float *d_s = dev_copy(dev, NULL, sizeof logits);
+	mb_op op = {.kind = MB_OP_ROUTER, .dtype = MB_FP32};
+	op.u.router.tokens = T;
+	op.u.router.experts = E;
+	op.u.router.top_k = K;
+	op.u.router.score = MB_SCORE_SOFTMAX;
+	op.u.router.groups = G;
+	mb_io io = {.in = {d_l}, .out = {d_idx, d_w, d_s}};
+	for (int b = 0; b < 2; b++) {
+		op.u.router.bias = b ? bias : NULL;
+		launch(dev, &op, &io);
+		int32_t idx[T * K], flat[K];
+		float w[T * K];
+		int64_t per_group[G] = {0};
+		int differs = 0;
+		assert_int_equal(mb_dev_download(be, dev, idx, d_idx, sizeof idx), 0);
+		assert_int_equal(mb_dev_download(be, dev, w, d_w, sizeof w), 0);
+		for (int t = 0; t < T; t++) {
+			double l64[E], s64[E], v[E], key[K], w64[K], lo, hi;
+			int32_t want[K];
+			for (int e = 0; e < E; e++)
+				l64[e] = logits[t * E + e];
+			mb_ref_scores(MB_SCORE_SOFTMAX, l64, E, s64);
+			for (int e = 0; e < E; e++)
+				v[e] = s64[e] + (b ? bias[e] : 0.0);
+			mb_ref_topk(v, E, K, G, want, key);
+			for (int j = 0; j < K; j++) {
+				assert_int_equal(idx[t * K + j], want[j]);
+				assert_int_equal(idx[t * K + j] / (E / G), j / (K / G));
+				per_group[idx[t * K + j] / (E / G)]++;
+			}
+			mb_ref_topk_weights(s64, idx + t * K, K, w64);
+			for (int j = 0; j < K; j++)
+				assert_true(fabs(w[t * K + j] - w64[j]) < 1e-6);
+			assert_true(mb_ref_topk_valid(s64, op.u.router.bias, E, G, idx + t * K, K,
+						      1e-6, &lo, &hi));
+			mb_ref_topk(v, E, K, 0, flat, key);
+			if (memcmp(flat, want, sizeof flat) != 0) {
+				differs++;
+				assert_false(mb_ref_topk_valid(s64, op.u.router.bias, E, G, flat, K,
+							       1e-6, &lo, &hi));
+			}
+		}
+		for (int g = 0; g < G; g++)
+			assert_int_equal(per_group[g], T * K / G);
+		assert_true(differs > T / 2); /* grouping changed most choices */
+	}
+	/* groups that do not divide experts and top_k are refused at plan time */
+	mb_plan *plan = NULL;
+	op.u.router.groups = 3;
+	assert_int_equal(mb_dev_plan(be, dev, &op, &plan), MB_ERR_USAGE);
+	assert_non_null(strstr(mb_errmsg(), "groups"));
+	assert_null(plan);
+	void *bufs[] = {d_l, d_idx, d_w, d_s};
+	for (size_t i = 0; i < MB_ARRAY_LEN(bufs); i++)
+		mb_dev_free(be, dev, bufs[i]);
+	mb_dev_close(be, dev);
+}
 
 static void test_permute(void **state)
 {
@@ -511,12 +588,14 @@ static void test_suite_shapes(void **state)
 {
 	(void)state;
 	const shape shapes[] = {
-		{32, 16, 4, 2, 64, 0.0, 0},
-		{48, 24, 16, 1, 4, 3.0, 0},   /* at most 4 of 16 experts get rows */
-		{16, 8, 4, 4, 33, 0.0, 1},    /* top_k == experts */
-		{64, 32, 8, 2, 300, 1.2, 1},  /* skewed */
-		{40, 8, 1, 1, 7, 0.0, 0},     /* one expert: no router gradient */
-		{24, 16, 8, 3, 200, 0.0, 1},
+		{32, 16, 4, 2, 64, 0.0, 0, 0},
+		{48, 24, 16, 1, 4, 3.0, 0, 0},   /* at most 4 of 16 experts get rows */
+		{16, 8, 4, 4, 33, 0.0, 1, 0},    /* top_k == experts */
+		{64, 32, 8, 2, 300, 1.2, 1, 0},  /* skewed */
+		{40, 8, 1, 1, 7, 0.0, 0, 0},     /* one expert: no router gradient */
+		{24, 16, 8, 3, 200, 0.0, 1, 0},
+		{32, 16, 16, 4, 256, 0.0, 0, 4}, /* MoGE: 4 groups x 1 of 4 */
+		{32, 16, 16, 4, 256, 1.2, 1, 2}, /* MoGE, skewed within the groups */
 	};
 	mb_dev *dev = open_dev();
 	for (size_t i = 0; i < MB_ARRAY_LEN(shapes); i++) {
@@ -540,6 +619,8 @@ static void test_suite_shapes(void **state)
 			assert_true(rmin == s->tokens && rmax == s->tokens);
 		if (s->skew > 1.0 && s->tokens > 100)
 			assert_true(rmax > 4 * (rmin + 1));
+		if (s->groups > 1) /* no expert can take more than its group's share */
+			assert_true(rmax <= (double)s->tokens * s->top_k / s->groups);
 	}
 	mb_dev_close(be, dev);
 }
@@ -548,7 +629,7 @@ static void test_suite_shapes(void **state)
 static void test_skew_shares(void **state)
 {
 	(void)state;
-	const shape s = {64, 16, 8, 2, 4096, 1.2, 0};
+	const shape s = {64, 16, 8, 2, 4096, 1.2, 0, 0};
 	mb_dev *dev = open_dev();
 	mb_check ck;
 	mb_case_info info;
@@ -570,7 +651,7 @@ static void test_skew_shares(void **state)
 static void test_suite_sampled(void **state)
 {
 	(void)state;
-	const shape s = {1024, 512, 8, 2, 1024, 0.0, 1};
+	const shape s = {1024, 512, 8, 2, 1024, 0.0, 1, 0};
 	static const char prefix[] = "fp64 reference, sampled";
 	mb_dev *dev = open_dev();
 	mb_check ck;
@@ -593,7 +674,7 @@ static void test_suite_sampled(void **state)
 static void test_fault(void **state)
 {
 	(void)state;
-	const shape s = {32, 16, 4, 2, 64, 0.0, 0};
+	const shape s = {32, 16, 4, 2, 64, 0.0, 0, 0};
 	setenv("MOEBENCH_FAULT", "gmm", 1);
 	mb_dev *dev = open_dev();
 	unsetenv("MOEBENCH_FAULT");
@@ -642,14 +723,26 @@ static void test_validate(void **state)
 	(void)state;
 	const mb_suite *su = &mb_suite_gmm;
 	mb_params p;
-	const shape s = {32, 16, 4, 8, 64, 0.0, 0};
+	const shape s = {32, 16, 4, 8, 64, 0.0, 0, 0};
 	gmm_params(&s, &p);
 	assert_int_equal(su->validate(&p), MB_ERR_USAGE);
 	assert_non_null(strstr(mb_errmsg(), "top_k"));
 	assert_int_equal(mb_params_set(&p, "top_k", 4, MB_SRC_USER), 0);
 	assert_int_equal(su->validate(&p), 0);
 
-	const shape big = {65536, 65536, 64, 2, 64, 0.0, 0};
+	/* MoGE groups must divide experts and top_k */
+	const shape moge = {32, 16, 16, 4, 64, 0.0, 0, 3};
+	gmm_params(&moge, &p);
+	assert_int_equal(su->validate(&p), MB_ERR_USAGE);
+	assert_non_null(strstr(mb_errmsg(), "groups=3"));
+	assert_int_equal(mb_params_set(&p, "groups", 8, MB_SRC_USER), 0); /* not of top_k */
+	assert_int_equal(su->validate(&p), MB_ERR_USAGE);
+	assert_int_equal(mb_params_set(&p, "groups", 2, MB_SRC_USER), 0);
+	assert_int_equal(su->validate(&p), 0);
+	assert_int_equal(mb_params_set(&p, "groups", 1, MB_SRC_USER), 0);
+	assert_int_equal(su->validate(&p), 0);
+
+	const shape big = {65536, 65536, 64, 2, 64, 0.0, 0, 0};
 	gmm_params(&big, &p);
 	assert_int_equal(su->validate(&p), MB_ERR_USAGE);
 	assert_non_null(strstr(mb_errmsg(), "64 GiB"));
@@ -661,7 +754,7 @@ static void test_bf16_unsupported(void **state)
 	(void)state;
 	const mb_suite *su = &mb_suite_gmm;
 	mb_params p;
-	const shape s = {32, 16, 4, 2, 64, 0.0, 0};
+	const shape s = {32, 16, 4, 2, 64, 0.0, 0, 0};
 	gmm_params(&s, &p);
 	assert_int_equal(mb_params_set(&p, "dtype", 1, MB_SRC_USER), 0);
 	mb_dev *dev = open_dev();
@@ -701,6 +794,19 @@ static void test_preset(void **state)
 		char buf[16];
 		assert_string_equal(mb_param_choice(&p, "score", buf, sizeof buf), m->score);
 		assert_int_equal(p.set_by[mb_params_find(&p, "hidden")], MB_SRC_PRESET);
+		assert_int_equal(mb_param_int(&p, "groups"), 0);
+		assert_int_equal(su->validate(&p), 0);
+	}
+	/* Pangu Pro MoE (8 groups): as many groups as the slice allows */
+	const mb_model *pangu = mb_model_find("pangu-pro-moe");
+	assert_non_null(pangu);
+	assert_int_equal(pangu->groups, 8);
+	const int64_t groups[MB_SIZE_COUNT] = {2, 2, 8}; /* top-2 of 8; top-8 of 16 */
+	for (int size = 0; size < MB_SIZE_COUNT; size++) {
+		mb_params p;
+		assert_int_equal(mb_params_init(&p, su->params, su->nparams), 0);
+		assert_int_equal(su->preset(pangu, (mb_size)size, &p), 0);
+		assert_int_equal(mb_param_int(&p, "groups"), groups[size]);
 		assert_int_equal(su->validate(&p), 0);
 	}
 }
@@ -710,6 +816,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rand),
 		cmocka_unit_test(test_router),
+		cmocka_unit_test(test_router_grouped),
 		cmocka_unit_test(test_permute),
 		cmocka_unit_test(test_gmm_op),
 		cmocka_unit_test(test_swiglu),

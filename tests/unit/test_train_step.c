@@ -530,6 +530,7 @@ static void test_validate(void **state)
 	expect_usage("heads", 4, "kv_heads", 3);
 	expect_usage("top_k", 5, NULL, 0);
 	expect_usage("ep", 3, NULL, 0);
+	expect_usage("groups", 3, NULL, 0); /* MoGE groups must divide experts and top_k */
 	expect_usage("dense_layers", 3, NULL, 0);
 	expect_usage("q_lora", 8, NULL, 0); /* q_lora needs MLA */
 	/* ep = 2 on a world of one rank: setup refuses it */

@@ -1,0 +1,199 @@
+/* test_specs.c: published peaks (hardware/specs) and MFU against them
+ * (harness/cost.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <math.h>
+#include <string.h>
+
+#include "hardware/specs/specs.h"
+#include "harness/cost.h"
+
+static const char *spec_name(const char *device)
+{
+	const mb_spec *s = mb_spec_find(device);
+	return s ? s->name : NULL;
+}
+
+static void test_nvidia_names(void **st)
+{
+	(void)st;
+	/* What nvidia-smi / cudaGetDeviceProperties report. */
+	assert_string_equal(spec_name("NVIDIA H100 80GB HBM3"), "NVIDIA H100 SXM");
+	assert_string_equal(spec_name("nvidia h100 sxm5 80gb"), "NVIDIA H100 SXM");
+	/* Other H100 parts have other figures, which the table does not hold. */
+	assert_null(spec_name("NVIDIA H100 PCIe"));
+	assert_null(spec_name("NVIDIA H100 NVL"));
+	assert_string_equal(spec_name("NVIDIA H800"), "NVIDIA H800 SXM");
+	assert_null(spec_name("NVIDIA H800 PCIe"));
+	assert_string_equal(spec_name("NVIDIA H200"), "NVIDIA H200 SXM");
+	assert_null(spec_name("NVIDIA H200 NVL"));
+	assert_null(spec_name("NVIDIA GH200 480GB"));
+	assert_string_equal(spec_name("NVIDIA B200"), "NVIDIA B200 (HGX, 1000 W)");
+	assert_null(spec_name("NVIDIA GB200")); /* 1200 W part: 2.5 PFLOP/s */
+	assert_string_equal(spec_name("NVIDIA A100-SXM4-80GB"), "NVIDIA A100 SXM 80GB");
+	assert_null(spec_name("NVIDIA A100-SXM4-40GB")); /* other HBM bandwidth */
+	assert_null(spec_name("NVIDIA A100 80GB PCIe"));
+	assert_string_equal(spec_name("AMD Instinct MI300X"), "AMD Instinct MI300X");
+}
+
+static void test_ascend_names(void **st)
+{
+	(void)st;
+	assert_string_equal(spec_name("Ascend910B1"), "Huawei Ascend 910B1");
+	assert_string_equal(spec_name("Ascend910B2"), "Huawei Ascend 910B2");
+	assert_string_equal(spec_name("Ascend910B3"), "Huawei Ascend 910B3");
+	assert_string_equal(spec_name("ascend910b4"), "Huawei Ascend 910B4");
+	/* Without the SKU digit there is no single peak (245.8 to 373.9). */
+	assert_null(spec_name("Ascend910B"));
+	assert_null(spec_name("Ascend910")); /* the 2019 part */
+	assert_string_equal(spec_name("Ascend910_9392"), "Huawei Ascend 910C (one die)");
+}
+
+static void test_no_peak_names(void **st)
+{
+	(void)st;
+	assert_null(spec_name("AMD EPYC 9654 96-Core Processor"));
+	assert_null(spec_name("Intel(R) Xeon(R) Platinum 8480+"));
+	assert_null(spec_name("HUAWEI Kunpeng 920 5250"));
+	assert_null(spec_name("null"));
+	assert_null(spec_name("Some Future Accelerator"));
+	assert_null(spec_name(""));
+	assert_null(spec_name(NULL));
+}
+
+static void test_peaks_per_dtype(void **st)
+{
+	(void)st;
+	const char *src = "unset";
+	const mb_spec *h100 = mb_spec_find("NVIDIA H100 80GB HBM3");
+	assert_true(mb_spec_peak_tflops(h100, MB_BF16, &src) == 989.4);
+	assert_non_null(src);
+	assert_non_null(strstr(src, "torchtitan"));
+	assert_true(h100->fp8_tflops == 1978.9);
+	assert_true(h100->mem_gbps == 3350);
+	/* The facts give no fp32 (or fp16) tensor rate: none is invented. */
+	assert_true(isnan(mb_spec_peak_tflops(h100, MB_FP32, &src)));
+	assert_null(src);
+	assert_true(isnan(mb_spec_peak_tflops(h100, MB_FP64, NULL)));
+
+	assert_true(mb_spec_peak_tflops(mb_spec_find("Ascend910B2"), MB_BF16, NULL) == 353.8944);
+	assert_true(mb_spec_peak_tflops(mb_spec_find("Ascend910B4"), MB_BF16, NULL) == 245.76);
+	assert_true(mb_spec_peak_tflops(mb_spec_find("NVIDIA B200"), MB_BF16, NULL) == 2250);
+	assert_true(mb_spec_peak_tflops(mb_spec_find("AMD Instinct MI300X"), MB_BF16, NULL) ==
+		    1307.4);
+	src = "unset";
+	assert_true(isnan(mb_spec_peak_tflops(NULL, MB_BF16, &src)));
+	assert_null(src);
+}
+
+/* Every entry has a name, a pattern that finds itself, a source, and at
+ * least one dense peak; no entry is shadowed by an earlier one. */
+static void test_table_consistent(void **st)
+{
+	(void)st;
+	int n;
+	const mb_spec *t = mb_spec_table(&n);
+	assert_true(n >= 11);
+	for (int i = 0; i < n; i++) {
+		assert_non_null(t[i].name);
+		assert_non_null(t[i].source);
+		assert_true(t[i].tflops[MB_BF16] > 0);
+		for (int j = 0; j < MB_SPEC_MAX_MATCH && t[i].match[j]; j++)
+			assert_ptr_equal(mb_spec_find(t[i].match[j]), &t[i]);
+	}
+}
+
+static void derive_for(const char *name, const char *kind, mb_dtype dt, double flops,
+		       mb_metrics *m)
+{
+	mb_cost c = {.flops = flops, .flops_palm = flops, .tokens = 1024};
+	mb_stats s = {.n = 3, .min = 0.4, .p50 = 0.5, .max = 0.6};
+	mb_dev_info dev = {.name = name, .kind = kind};
+	memset(m, 0, sizeof *m);
+	mb_metrics_derive(&c, &s, 1, &dev, dt, m);
+}
+
+static void test_mfu_fake_h100(void **st)
+{
+	(void)st;
+	mb_metrics m;
+	/* 247.35e12 FLOP in 0.5 s = 494.7 TFLOP/s = half of 989.4 */
+	derive_for("NVIDIA H100 80GB HBM3", "gpu", MB_BF16, 247.35e12, &m);
+	assert_true(fabs(m.tflops - 494.7) < 1e-9);
+	assert_true(m.peak_tflops == 989.4);
+	assert_true(fabs(m.mfu_pct - 100 * m.tflops / 989.4) < 1e-12);
+	assert_true(fabs(m.mfu_pct - 50) < 1e-9);
+	assert_int_equal(m.dtype, MB_BF16);
+	assert_string_equal(m.peak_device, "NVIDIA H100 SXM");
+	assert_non_null(m.peak_source);
+	assert_string_equal(m.mfu_reason, "");
+
+	/* The same device in fp32: no published figure, so no MFU. */
+	derive_for("NVIDIA H100 80GB HBM3", "gpu", MB_FP32, 247.35e12, &m);
+	assert_true(isnan(m.mfu_pct));
+	assert_true(isnan(m.peak_tflops));
+	assert_non_null(strstr(m.mfu_reason, "fp32"));
+
+	/* A case without FLOPs (a collective) has nothing to divide. */
+	derive_for("NVIDIA H100 80GB HBM3", "gpu", MB_BF16, 0, &m);
+	assert_true(isnan(m.mfu_pct));
+	assert_true(m.peak_tflops == 989.4);
+	assert_non_null(strstr(m.mfu_reason, "FLOP"));
+}
+
+static void test_mfu_cpu_and_unknown(void **st)
+{
+	(void)st;
+	mb_metrics m;
+	derive_for("AMD EPYC 9654 96-Core Processor", "cpu", MB_FP32, 1e12, &m);
+	assert_true(m.tflops == 2);
+	assert_true(isnan(m.mfu_pct));
+	assert_true(isnan(m.peak_tflops));
+	assert_null(m.peak_source);
+	assert_non_null(strstr(m.mfu_reason, "CPU"));
+
+	derive_for("Some Future Accelerator", "gpu", MB_BF16, 1e12, &m);
+	assert_true(isnan(m.mfu_pct));
+	assert_non_null(strstr(m.mfu_reason, "Some Future Accelerator"));
+
+	mb_cost c = {.flops = 1e12};
+	mb_stats s = {.n = 1, .min = 1, .p50 = 1, .max = 1};
+	mb_metrics_derive(&c, &s, 1, NULL, MB_BF16, &m);
+	assert_true(isnan(m.mfu_pct));
+	assert_true(m.mfu_reason[0] != 0);
+}
+
+static void test_case_dtype(void **st)
+{
+	(void)st;
+	static const mb_param_def with[] = {
+		{"tokens", MB_PT_INT, "8", 1, 64, NULL, ""},
+		{"dtype", MB_PT_ENUM, "fp32", 0, 0, "fp32|bf16", ""},
+	};
+	static const mb_param_def without[] = {{"tokens", MB_PT_INT, "8", 1, 64, NULL, ""}};
+	mb_params p;
+	assert_int_equal(mb_params_init(&p, with, 2), 0);
+	assert_int_equal(mb_case_dtype(&p), MB_FP32);
+	assert_int_equal(mb_params_set(&p, "dtype", 1, MB_SRC_USER), 0);
+	assert_int_equal(mb_case_dtype(&p), MB_BF16);
+	assert_int_equal(mb_params_init(&p, without, 1), 0);
+	assert_int_equal(mb_case_dtype(&p), MB_FP32);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_nvidia_names),
+		cmocka_unit_test(test_ascend_names),
+		cmocka_unit_test(test_no_peak_names),
+		cmocka_unit_test(test_peaks_per_dtype),
+		cmocka_unit_test(test_table_consistent),
+		cmocka_unit_test(test_mfu_fake_h100),
+		cmocka_unit_test(test_mfu_cpu_and_unknown),
+		cmocka_unit_test(test_case_dtype),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
