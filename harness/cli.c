@@ -49,7 +49,7 @@ static void list_suites(const mb_registry *reg)
 			const mb_param_def *d = &su->params[i];
 			char range[128];
 			mb_param_range(d, range, sizeof range);
-			printf("      %-8s default %-8s %-34s %s\n", d->name, d->def, range, d->help);
+			printf("      %-12s default %-8s %-30s %s\n", d->name, d->def, range, d->help);
 		}
 	}
 }
