@@ -53,8 +53,11 @@ static void params_text(const cJSON *params, char *buf, size_t n)
 	cJSON_ArrayForEach(p, obj)
 	{
 		char val[64] = "?";
-		if (cJSON_IsNumber(p))
-			snprintf(val, sizeof val, "%g", p->valuedouble);
+		if (cJSON_IsNumber(p) && fabs(p->valuedouble) < 9e15 &&
+		    p->valuedouble == floor(p->valuedouble))
+			snprintf(val, sizeof val, "%lld", (long long)p->valuedouble);
+		else if (cJSON_IsNumber(p))
+			snprintf(val, sizeof val, "%.17g", p->valuedouble);
 		else if (cJSON_IsString(p))
 			snprintf(val, sizeof val, "%s", p->valuestring);
 		int w = snprintf(buf + used, n - used, "%s%.32s=%s", used ? " " : "",
@@ -74,13 +77,17 @@ static void report_file(FILE *f, const char *path, const cJSON *root)
 	const cJSON *sys = get(root, "system"), *cfg = get(root, "config");
 	fprintf(f, "## %s\n\n", str(root, "run_id", a, sizeof a));
 	fprintf(f, "- file: `%s`\n- status: %s", path, str(root, "status", b, sizeof b));
-	fprintf(f, " (%s)\n", str(root, "status_reason", c, sizeof c));
+	const char *why = str(root, "status_reason", c, sizeof c);
+	if (strcmp(why, "-") != 0 && why[0])
+		fprintf(f, " (%s)", why);
+	fprintf(f, "\n");
 	fprintf(f, "- host: %s, %s\n", str(sys, "hostname", a, sizeof a),
 		str(sys, "cpu_model", b, sizeof b));
 	fprintf(f, "- backend: %s, model preset %s, size %s\n\n", str(cfg, "backend", a, sizeof a),
 		str(cfg, "model", b, sizeof b), str(cfg, "size", c, sizeof c));
-	fprintf(f, "| suite | params | status | p50 ms | TFLOP/s | tokens/s | cv %% | check |\n");
-	fprintf(f, "|---|---|---|---:|---:|---:|---:|---|\n");
+	fprintf(f, "| suite | params | status | p50 ms | TFLOP/s | tokens/s | busbw GB/s | cv %% | "
+		   "check |\n");
+	fprintf(f, "|---|---|---|---:|---:|---:|---:|---:|---|\n");
 	const cJSON *res = get(root, "results"), *r;
 	if (!cJSON_IsArray(res))
 		res = NULL;
@@ -95,6 +102,8 @@ static void report_file(FILE *f, const char *path, const cJSON *root)
 		num(f, get(r, "metrics"), "tflops", 1, "%.3f");
 		fprintf(f, " | ");
 		num(f, get(r, "metrics"), "tokens_per_s", 1, "%.0f");
+		fprintf(f, " | ");
+		num(f, get(r, "metrics"), "busbw_gbps", 1, "%.3f");
 		fprintf(f, " | ");
 		num(f, get(r, "stats_s"), "cv_pct", 1, "%.2f");
 		const cJSON *chk = get(r, "check");

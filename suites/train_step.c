@@ -491,7 +491,8 @@ static int ts_profile(ts_state *st)
 	return rc;
 }
 
-static const char ts_method[] = "loss falls over N steps; DP replicas identical (checksum)";
+static const char ts_method[] = "loss falls from the first step to the last (info.loss_first, "
+				 "info.loss_last); DP replicas bit-identical (checksum)";
 
 /* Passed when (a) every step's loss (mean over the ranks) is finite and the
  * last is below the first: on the synthetic task (target a fixed function of
