@@ -93,6 +93,8 @@ static void report_file(FILE *f, const char *path, const cJSON *root)
 		res = NULL;
 	cJSON_ArrayForEach(r, res)
 	{
+		if (!cJSON_IsObject(r))
+			continue; /* not a case: nothing to report */
 		char params[512];
 		params_text(get(r, "params"), params, sizeof params);
 		fprintf(f, "| %s | %s | %s | ", str(r, "suite", a, sizeof a), params,

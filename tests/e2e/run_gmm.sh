@@ -54,4 +54,16 @@ expect_eq "two files" "$(ls "$TMP/two" | wc -l | tr -d ' ')" 2
 $MOEBENCH report "$(newest "$TMP/r")" -o "$TMP/rep" > /dev/null
 expect_eq "report exit" "$?" 0
 grep -q "| gmm |" "$TMP/rep/report.md" && pass "report table" || fail "report has no gmm row"
+
+# A stranger's file with the right schema but wrong types, huge numbers and
+# table-breaking strings is reported, not crashed on.
+cat > "$TMP/hostile.json" <<'JSON'
+{"schema": "moebench.result/1", "run_id": "a|b\nc", "status": 7, "system": [],
+ "results": [{"suite": 5, "params": {"a": 1e300, "b": "p|q`x", "c": [1], "d": -1e20},
+              "stats_s": "no", "metrics": {"tflops": "x", "busbw_gbps": 1e308}}, 7, null]}
+JSON
+$MOEBENCH report "$TMP/hostile.json" -o "$TMP/hrep" > /dev/null 2>&1
+expect_eq "hostile report exit" "$?" 0
+expect_eq "hostile report rows" "$(grep -c '^| - |' "$TMP/hrep/report.md")" 1
+expect_eq "no pipe injected" "$(grep -c 'p|q' "$TMP/hrep/report.md")" 0
 finish
