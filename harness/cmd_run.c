@@ -222,23 +222,30 @@ static int run_cases(run_args *a, mb_case_spec *cases, int ncases, mb_world *w, 
 	memset(&run, 0, sizeof run);
 	char path[4200];
 	const mb_backend *be = a->o.be;
+	int code = 0;
 	if (w->rank == 0 &&
 	    reserve_output(a->outdir, be->name, run.run_id, sizeof run.run_id, path, sizeof path))
-		return mb_usage_error(MB_EXIT_USAGE, "%s", mb_errmsg());
+		code = mb_usage_error(MB_EXIT_USAGE, "%s", mb_errmsg());
 	if (w->rank != 0) {
 		a->o.quiet = 1;
-		snprintf(path, sizeof path, "/dev/null");
+		path[0] = '\0'; /* only rank 0 writes */
 	}
 
 	char why[256] = "";
 	mb_dev *dev = NULL;
-	if (!be->probe(why, sizeof why)) {
-		unlink(path);
-		return mb_usage_error(MB_EXIT_NODEV, "backend %s: no device (%s)", be->name, why);
-	}
-	if (mb_dev_open(be, &dev)) {
-		unlink(path);
-		return mb_usage_error(MB_EXIT_NODEV, "backend %s: %s", be->name, mb_errmsg());
+	if (!code && !be->probe(why, sizeof why))
+		code = mb_usage_error(MB_EXIT_NODEV, "backend %s: no device (%s)", be->name, why);
+	else if (!code && mb_dev_open(be, &dev))
+		code = mb_usage_error(MB_EXIT_NODEV, "backend %s: %s", be->name, mb_errmsg());
+	/* Every rank must stop together, or the others would wait in a
+	 * collective for one that has left. */
+	double worst = code;
+	mb_world_max(w, &worst, 1);
+	if (worst != 0) {
+		if (w->rank == 0 && path[0] && code != MB_EXIT_USAGE)
+			unlink(path); /* the reserved, still empty result file */
+		mb_dev_close(be, dev);
+		return code ? code : (int)worst;
 	}
 	mb_utc_now(run.start_time, sizeof run.start_time);
 	run.argc = argc;
@@ -261,7 +268,7 @@ static int run_cases(run_args *a, mb_case_spec *cases, int ncases, mb_world *w, 
 
 	a->o.world = w;
 	install_signals();
-	int code = mb_runner_run(&a->o, dev, cases, ncases, &run, w->rank == 0 ? path : "/dev/null");
+	code = mb_runner_run(&a->o, dev, cases, ncases, &run, w->rank == 0 ? path : NULL);
 	if (w->rank == 0 && !a->o.quiet)
 		printf("result: %s\n", path);
 	mb_run_free(&run);

@@ -327,8 +327,28 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+/* A path that exists and is not a regular file (/dev/null, /dev/stdout, a
+ * FIFO) is written in place: renaming a temporary file over it would
+ * replace the device node itself. */
+static int write_in_place(const char *path, const char *text, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return mb_err(MB_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+	int rc = write_all(fd, text, len);
+	int e = errno;
+	close(fd);
+	return rc ? mb_err(MB_ERR_IO, "cannot write %s: %s", path, strerror(e)) : 0;
+}
+
 int mb_write_atomic(const char *path, const char *text, size_t len)
 {
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		if (S_ISDIR(st.st_mode))
+			return mb_err(MB_ERR_IO, "cannot write %s: it is a directory", path);
+		return write_in_place(path, text, len);
+	}
 	char tmp[4096];
 	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
 		return mb_err(MB_ERR_IO, "path too long: %s", path);

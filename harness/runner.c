@@ -324,8 +324,11 @@ static void finish(mb_run *run, mb_run_status s, const char *why)
 	mb_utc_now(run->end_time, sizeof run->end_time);
 }
 
+/* Rewrite the result file; ranks other than 0 pass NULL and write nothing. */
 static int save(const mb_run *run, const char *path)
 {
+	if (!path)
+		return 0;
 	int rc = mb_result_write(run, path);
 	if (rc)
 		fprintf(stderr, "moebench: %s\n", mb_errmsg());

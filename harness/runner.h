@@ -40,7 +40,8 @@ typedef struct mb_case_spec {
 int mb_cases_expand(const mb_run_opts *opts, mb_case_spec *out, int max, int *count) MB_MUST_CHECK;
 
 /* Run every case on dev, filling run->cases (allocated here, n = ncases)
- * and rewriting path after each. Returns the process exit code. */
+ * and rewriting path after each (NULL: write nothing, as on ranks other
+ * than 0). Returns the process exit code. */
 int mb_runner_run(const mb_run_opts *opts, mb_dev *dev, const mb_case_spec *cases, int ncases,
 		  mb_run *run, const char *path);
 

@@ -89,4 +89,7 @@ f=$(newest "$TMP/g")
 expect_eq "gmm,gemm np 2: world.size" "$(q "$f" world.size)" 2
 expect_eq "gmm,gemm np 2: gmm" "$(q "$f" results.0.status)" ok
 expect_eq "gmm,gemm np 2: gemm" "$(q "$f" results.1.status)" ok
+# Ranks other than 0 write no file at all (they once renamed a temporary
+# file over /dev/null, replacing the device for everyone).
+[ -c /dev/null ] && pass "/dev/null is still a device" || fail "/dev/null was replaced"
 finish

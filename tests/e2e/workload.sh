@@ -52,4 +52,7 @@ expect_eq "ep=2 ok" "$(q "$f" results.1.status)" ok
 expect_eq "ep=1 and ep=2 first loss" \
 	"$(awk -v a="$(q "$f" results.0.info.loss_first)" -v b="$(q "$f" results.1.info.loss_first)" \
 	'BEGIN { d = a - b; if (d < 0) d = -d; print (d <= 1e-5 * a) ? "same" : a " vs " b }')" same
+# Ranks other than 0 write no file at all (they once renamed a temporary
+# file over /dev/null, replacing the device for everyone).
+[ -c /dev/null ] && pass "/dev/null is still a device" || fail "/dev/null was replaced"
 finish

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness/result.h"
@@ -114,6 +115,12 @@ static void test_atomic_no_leftovers(void **st)
 	while ((e = readdir(d)))
 		assert_null(strstr(e->d_name, ".tmp."));
 	closedir(d);
+	/* A device node is written in place, never replaced by a file. */
+	assert_int_equal(mb_result_write(&run, "/dev/null"), 0);
+	struct stat sb;
+	assert_int_equal(stat("/dev/null", &sb), 0);
+	assert_true(S_ISCHR(sb.st_mode));
+	assert_int_equal(mb_result_write(&run, dir), MB_ERR_IO); /* a directory */
 	/* An unwritable place fails with a message, not a crash. */
 	assert_int_equal(mb_result_write(&run, "/proc/definitely/not/here.json"), MB_ERR_IO);
 	assert_true(strlen(mb_errmsg()) > 0);
