@@ -67,16 +67,22 @@ typedef enum { MB_SCORE_SOFTMAX = 0, MB_SCORE_SIGMOID = 1 } mb_score_fn;
  */
 typedef enum { MB_GMM_NN = 0, MB_GMM_NT = 1, MB_GMM_TN = 2 } mb_gmm_mode;
 
+/* MB_OP_GEMM operands held in fp32 whatever the op's dtype (mb_op.u.gemm.fp32). */
+enum { MB_GEMM_A_FP32 = 1, MB_GEMM_B_FP32 = 2, MB_GEMM_C_FP32 = 4 };
+
 typedef struct mb_op {
 	mb_op_kind kind;
 	mb_dtype dtype; /* of activations and weights; routing data is fp32/int */
 	union {
 		/* GEMM: in[0]=A, in[1]=B, out[0]=C. A is m x k (k x m if trans_a),
-		 * B is k x n (n x k if trans_b), C is m x n. */
+		 * B is k x n (n x k if trans_b), C is m x n. Operands are of
+		 * dtype except those named in fp32 (MB_GEMM_*_FP32), which are
+		 * fp32 routing data whatever dtype is (gmm's router GEMMs). */
 		struct {
 			int64_t m, n, k;
 			int trans_a, trans_b;
 			float alpha, beta;
+			unsigned fp32; /* MB_GEMM_*_FP32 bits; 0 (zero-initialised) = none */
 		} gemm;
 		/* ROUTER: in[0]=logits fp32 [tokens][experts];
 		 *   out[0]=idx int32 [tokens][top_k] (chosen experts, best first),

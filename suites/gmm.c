@@ -14,7 +14,7 @@
  *
  * Dtypes: with dtype=bf16, activations, weights and their gradients are bf16;
  * logits, scores, routing weights and dlogits stay fp32 as backend.h says, so
- * the router GEMMs mix the two.
+ * the router GEMMs mix the two (their ops name the fp32 operands).
  */
 #include "../harness/mb.h"
 
@@ -295,10 +295,12 @@ static mb_op gmm_op_gmm(const gmm_shape *s, int64_t k, int64_t n, mb_gmm_mode mo
 	return op;
 }
 
+/* fp32: the MB_GEMM_*_FP32 operands, the routing data (logits, dlogits). */
 static mb_op gmm_op_gemm(const gmm_shape *s, int64_t m, int64_t n, int64_t k, int ta, int tb,
-			 float beta)
+			 float beta, unsigned fp32)
 {
 	mb_op op = {.kind = MB_OP_GEMM, .dtype = s->dt};
+	op.u.gemm.fp32 = fp32;
 	op.u.gemm.m = m;
 	op.u.gemm.n = n;
 	op.u.gemm.k = k;
@@ -313,7 +315,7 @@ static int gmm_plan_all(gmm_state *st)
 {
 	const gmm_shape *s = &st->s;
 	mb_op op[OP_N];
-	op[OP_LOGITS] = gmm_op_gemm(s, s->T, s->E, s->h, 0, 0, 0.0f);
+	op[OP_LOGITS] = gmm_op_gemm(s, s->T, s->E, s->h, 0, 0, 0.0f, MB_GEMM_C_FP32);
 	op[OP_ROUTER] = (mb_op){.kind = MB_OP_ROUTER, .dtype = s->dt};
 	op[OP_ROUTER].u.router.tokens = s->T;
 	op[OP_ROUTER].u.router.experts = s->E;
@@ -344,8 +346,9 @@ static int gmm_plan_all(gmm_state *st)
 	op[OP_SWIGLU].u.act.ffn = s->f;
 	op[OP_SWIGLU_BWD] = op[OP_SWIGLU];
 	op[OP_SWIGLU_BWD].kind = MB_OP_SWIGLU_BWD;
-	op[OP_DX_ROUTER] = gmm_op_gemm(s, s->T, s->h, s->E, 0, 1, 1.0f); /* dX += dlogits Wr^T */
-	op[OP_DWR] = gmm_op_gemm(s, s->h, s->E, s->T, 1, 0, 0.0f);       /* dWr = X^T dlogits */
+	/* dX += dlogits Wr^T; dWr = X^T dlogits */
+	op[OP_DX_ROUTER] = gmm_op_gemm(s, s->T, s->h, s->E, 0, 1, 1.0f, MB_GEMM_A_FP32);
+	op[OP_DWR] = gmm_op_gemm(s, s->h, s->E, s->T, 1, 0, 0.0f, MB_GEMM_B_FP32);
 	for (int i = 0; i < OP_N; i++) {
 		int rc = mb_dev_plan(st->be, st->dev, &op[i], &st->plan[i]);
 		if (rc)

@@ -2,7 +2,9 @@
  *
  * Device memory is host memory (mb_alloc, 64-byte aligned), upload and
  * download are memcpy, and every launch finishes before it returns, so sync
- * has nothing to wait for. Only fp32 is implemented.
+ * has nothing to wait for. Every op runs in fp32; the ops of the gmm suite
+ * also run in bf16 on CPUs with avx512_bf16 (cpu_bf16.c; PERMUTE, ROUTER and
+ * ROUTER_BWD here, as their bf16 forms only copy rows or read fp32).
  *
  * Threading: matmuls run inside OpenBLAS, which threads with its own
  * pthreads; they are never called from inside an OpenMP region (two thread
@@ -14,7 +16,8 @@
  *
  * Fault injection (tests only): if MOEBENCH_FAULT names an op kind at open
  * (mb_op_name: "gmm", "permute", ...), every launch of that kind adds 1.0f to
- * its first floating-point output after computing it: element 0 of out[0],
+ * its first floating-point output after computing it (1.0 in bf16 where that
+ * output is bf16): element 0 of out[0],
  * or for GMM the first element of the first non-empty group, or for ROUTER
  * (whose out[0] is the integer idx) element 0 of the weights out[1].
  * describe() reports it in mb_dev_info.fault so that a result produced under
@@ -36,6 +39,7 @@
 
 #include "../backend.h"
 #include "cpu_attn.h"
+#include "cpu_bf16.h"
 #include "cpu_comm.h"
 #include "cpu_train.h"
 
@@ -50,6 +54,7 @@ struct mb_dev {
 	char library[256];
 	char fault_name[32];
 	int fault; /* op kind to corrupt, or -1 */
+	int bf16;  /* the CPU has avx512_bf16 */
 	int threads;
 	uint64_t memory_bytes;
 };
@@ -60,12 +65,12 @@ struct mb_dev {
 #define CPU_OMP_MIN_WORK ((int64_t)1 << 20)
 
 /* Which module planned an op's scratch (ext). */
-enum { EXT_NONE, EXT_ATTN, EXT_COLL, EXT_TRAIN };
+enum { EXT_NONE, EXT_ATTN, EXT_COLL, EXT_TRAIN, EXT_BF16 };
 
 struct mb_plan {
 	mb_op op;
 	int ext_kind;    /* EXT_*: the module that owns ext */
-	void *ext;       /* that module's scratch (attention, collectives, training ops) */
+	void *ext;       /* that module's scratch (attention, collectives, training, bf16) */
 	float *bias;     /* ROUTER: copy of op.u.router.bias, or NULL */
 	int64_t *cursor; /* PERMUTE: next free row per expert */
 	int fault;       /* corrupt this op's output */
@@ -109,14 +114,18 @@ static int cpu_open(mb_dev **out)
 		return mb_err(MB_ERR_NOMEM, "cpu backend: out of memory opening the device");
 	cpu_model_name(d->name, sizeof d->name);
 	d->threads = omp_get_max_threads();
+	__builtin_cpu_init();
+	d->bf16 = __builtin_cpu_supports("avx512bf16") != 0;
 	const char *cfg = openblas_get_config();
 	char conf[200];
 	mb_strlcpy(conf, cfg ? cfg : "OpenBLAS", sizeof conf);
 	size_t len = strlen(conf);
 	while (len && conf[len - 1] == ' ')
 		conf[--len] = '\0';
-	snprintf(d->library, sizeof d->library, "%s (%d threads)", conf,
-		 openblas_get_num_threads());
+	snprintf(d->library, sizeof d->library,
+		 "%s (%d threads; bf16 is stored as bf16 and multiplied in fp32: no bf16 GEMM "
+		 "in this OpenBLAS)",
+		 conf, openblas_get_num_threads());
 	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
 	d->memory_bytes = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : 0;
 	d->blas_idle = (cpu_blas_idle_fn)dlsym(RTLD_DEFAULT, "blas_thread_shutdown_");
@@ -193,9 +202,23 @@ static int cpu_sync(mb_dev *dev)
 
 /* ---- shapes ---- */
 
+/* bf16: the ops gmm launches, offered only on CPUs with avx512_bf16, so
+ * that a bf16 result always comes from a CPU with native bf16 arithmetic
+ * (the kernels do not yet use it: cpu_bf16.c says why). */
+static int cpu_supports_bf16(const mb_dev *dev, const mb_op *op)
+{
+	if (!mb_cpu_bf16_kind(op->kind) && op->kind != MB_OP_PERMUTE &&
+	    op->kind != MB_OP_ROUTER && op->kind != MB_OP_ROUTER_BWD)
+		return mb_err(MB_ERR_UNSUPPORTED, "cpu backend: %s bf16 not implemented",
+			      mb_op_name(op->kind));
+	if (!dev->bf16)
+		return mb_err(MB_ERR_UNSUPPORTED,
+			      "cpu backend: bf16 needs avx512_bf16 (this cpu lacks it)");
+	return 0;
+}
+
 static int cpu_supports(mb_dev *dev, const mb_op *op)
 {
-	(void)dev;
 	switch (op->kind) {
 	case MB_OP_GEMM: case MB_OP_GMM: case MB_OP_ROUTER: case MB_OP_ROUTER_BWD:
 	case MB_OP_PERMUTE: case MB_OP_PERMUTE_BWD: case MB_OP_UNPERMUTE:
@@ -210,6 +233,8 @@ static int cpu_supports(mb_dev *dev, const mb_op *op)
 		return mb_err(MB_ERR_UNSUPPORTED, "cpu backend: %s not implemented",
 			      mb_op_name(op->kind));
 	}
+	if (op->dtype == MB_BF16)
+		return cpu_supports_bf16(dev, op);
 	if (op->dtype != MB_FP32)
 		return mb_err(MB_ERR_UNSUPPORTED, "cpu backend: %s %s not implemented",
 			      mb_op_name(op->kind), mb_dtype_name(op->dtype));
@@ -298,6 +323,7 @@ static void cpu_plan_free(mb_dev *dev, mb_plan *plan)
 	case EXT_ATTN: mb_cpu_attn_free(plan->ext); break;
 	case EXT_COLL: mb_cpu_coll_free(plan->ext); break;
 	case EXT_TRAIN: mb_cpu_train_free(plan->ext); break;
+	case EXT_BF16: mb_cpu_bf16_free(plan->ext); break;
 	default: break;
 	}
 	mb_free(plan->bias);
@@ -305,12 +331,19 @@ static void cpu_plan_free(mb_dev *dev, mb_plan *plan)
 	mb_free(plan);
 }
 
-/* Ops whose kernels live in cpu_attn.c, cpu_comm.c and cpu_train.c plan
- * their own scratch there. */
+/* Ops whose kernels live in cpu_attn.c, cpu_comm.c, cpu_train.c and
+ * cpu_bf16.c plan their own scratch there. */
 static int cpu_plan_ext(mb_plan *p)
 {
 	const mb_op *op = &p->op;
 	int rc = 0;
+	if (op->dtype == MB_BF16 && mb_cpu_bf16_kind(op->kind)) {
+		p->ext_kind = EXT_BF16;
+		rc = mb_cpu_bf16_plan(op, &p->ext);
+		if (rc)
+			p->ext_kind = EXT_NONE;
+		return rc;
+	}
 	switch (op->kind) {
 	case MB_OP_ATTN_FWD:
 	case MB_OP_ATTN_BWD:
@@ -399,6 +432,8 @@ static int cpu_gemm(const mb_plan *p, const mb_io *io)
 	const int64_t m = p->op.u.gemm.m, n = p->op.u.gemm.n, k = p->op.u.gemm.k;
 	const int ta = p->op.u.gemm.trans_a, tb = p->op.u.gemm.trans_b;
 	float *c = io->out[0];
+	if (p->op.dtype == MB_BF16)
+		return mb_cpu_bf16_launch(&p->op, p->ext, p->fault, io);
 	cpu_sgemm(ta, tb, m, n, k, p->op.u.gemm.alpha, io->in[0], ta ? m : k, io->in[1],
 		  tb ? k : n, p->op.u.gemm.beta, c, n);
 	if (p->fault && m > 0 && n > 0)
@@ -422,6 +457,8 @@ static int cpu_gmm(const mb_plan *p, const mb_io *io)
 		if (off[g + 1] < off[g])
 			return mb_err(MB_ERR_INTERNAL, "cpu gmm: offsets decrease at group %lld",
 				      (long long)g);
+	if (p->op.dtype == MB_BF16)
+		return mb_cpu_bf16_launch(&p->op, p->ext, p->fault, io);
 	int64_t first = -1;
 	for (int64_t g = 0; g < G; g++) {
 		const int64_t r0 = off[g], mg = off[g + 1] - off[g];
@@ -579,9 +616,10 @@ static int cpu_permute(const mb_plan *p, const mb_io *io)
 {
 	const int64_t T = p->op.u.perm.tokens, H = p->op.u.perm.hidden, E = p->op.u.perm.experts,
 		      K = p->op.u.perm.top_k, P = T * K;
-	const float *x = io->in[0];
+	const size_t row = (size_t)H * mb_dtype_size(p->op.dtype); /* bytes, fp32 or bf16 */
+	const char *x = io->in[0];
 	const int32_t *idx = io->in[1];
-	float *xs = io->out[0];
+	char *xs = io->out[0];
 	int64_t *off = io->out[1], *cur = p->cursor;
 	int32_t *pos = io->out[2];
 	for (int64_t e = 0; e < E; e++)
@@ -602,9 +640,13 @@ static int cpu_permute(const mb_plan *p, const mb_io *io)
 #pragma omp parallel for schedule(static) if (T * K * H >= CPU_OMP_MIN_WORK)
 	for (int64_t t = 0; t < T; t++)
 		for (int64_t j = 0; j < K; j++)
-			memcpy(xs + pos[t * K + j] * H, x + t * H, (size_t)H * sizeof(float));
-	if (p->fault && P > 0 && H > 0)
-		xs[0] += 1.0f;
+			memcpy(xs + (size_t)pos[t * K + j] * row, x + (size_t)t * row, row);
+	if (p->fault && P > 0 && H > 0) {
+		if (p->op.dtype == MB_BF16)
+			mb_cpu_bf16_add1((uint16_t *)(void *)xs);
+		else
+			((float *)(void *)xs)[0] += 1.0f;
+	}
 	return 0;
 }
 
@@ -753,6 +795,8 @@ static int cpu_launch(mb_dev *dev, mb_plan *plan, const mb_io *io)
 
 static int cpu_launch_omp(const mb_plan *plan, const mb_io *io)
 {
+	if (plan->op.dtype == MB_BF16 && plan->ext_kind == EXT_BF16)
+		return mb_cpu_bf16_launch(&plan->op, plan->ext, plan->fault, io);
 	switch (plan->op.kind) {
 	case MB_OP_ROUTER: return cpu_router(plan, io);
 	case MB_OP_ROUTER_BWD: return cpu_router_bwd(plan, io);
@@ -813,7 +857,8 @@ static void cpu_comm_free(mb_dev *dev, mb_comm *comm)
 const mb_backend mb_backend_cpu = {
 	.abi = MB_BACKEND_ABI,
 	.name = "cpu",
-	.summary = "host CPU: OpenBLAS sgemm for matmuls, OpenMP loops for the rest (fp32)",
+	.summary = "host CPU: OpenBLAS sgemm for matmuls, OpenMP loops for the rest (fp32; "
+		   "bf16 storage for gmm with avx512_bf16)",
 	.probe = cpu_probe,
 	.open = cpu_open,
 	.close = cpu_close,
