@@ -51,7 +51,7 @@ typedef int (*cpu_blas_idle_fn)(void);
 struct mb_dev {
 	cpu_blas_idle_fn blas_idle; /* or NULL */
 	char name[128];
-	char library[256];
+	char library[384];
 	char fault_name[32];
 	int fault; /* op kind to corrupt, or -1 */
 	int bf16;  /* the CPU has avx512_bf16 */
