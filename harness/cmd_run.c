@@ -43,6 +43,7 @@ static void run_help(const mb_registry *reg)
 	       "  key=value            a suite parameter (moebench list shows them). Numbers take\n"
 	       "                       K/M/G suffixes (4K = 4096). Sweeps make several cases:\n"
 	       "                       tokens=1K..16K*2 (x2 steps), ffn=256..1024+256, top_k=1,2,8\n\n"
+	       "Options and key=value parameters may come in any order.\n"
 	       "Precedence: parameter default < model and size preset < key=value.\n"
 	       "Exit: 0 all ok or skipped, 1 a case invalid or errored, 2 bad input,\n"
 	       "3 backend unavailable, 128+N stopped by signal N (file status interrupted).\n",
@@ -110,7 +111,7 @@ static int parse_args(const mb_registry *reg, int argc, char **argv, run_args *a
 	int c, rc = 0;
 	optind = 1;
 	opterr = 0;
-	while (!rc && (c = getopt_long(argc, argv, "+b:s:o:qh", opts, NULL)) != -1) {
+	while (!rc && (c = getopt_long(argc, argv, "b:s:o:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b': a->backend = optarg; break;
 		case 's': a->suites = optarg; break;
@@ -140,17 +141,13 @@ static int parse_args(const mb_registry *reg, int argc, char **argv, run_args *a
 	}
 	if (rc)
 		return rc;
-	/* Everything after the options is key=value (getopt stopped at the
-	 * first of them because of the leading '+'; options may not follow). */
+	/* getopt moved every non-option to the end: they are the key=value
+	 * parameters, in the order given (options may come anywhere). */
 	a->o.kv = argv + optind;
 	a->o.nkv = argc - optind;
-	for (int i = 0; i < a->o.nkv; i++) {
-		if (a->o.kv[i][0] == '-')
-			return mb_err(MB_ERR_USAGE, "options must come before key=value parameters "
-						    "('%s')", a->o.kv[i]);
+	for (int i = 0; i < a->o.nkv; i++)
 		if (!strchr(a->o.kv[i], '='))
 			return mb_err(MB_ERR_USAGE, "'%s' is not key=value", a->o.kv[i]);
-	}
 	if (!(a->o.be = mb_registry_backend(reg, a->backend)))
 		return mb_err(MB_ERR_USAGE, "unknown backend '%s' (see moebench list)", a->backend);
 	if (!(a->o.model = mb_model_find(a->model)))

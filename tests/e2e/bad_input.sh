@@ -37,6 +37,12 @@ expect_usage "unwritable output" "output directory" run -s gemm -o /proc/moebenc
 expect_usage "report junk file" "not valid JSON" report /etc/hostname -o "$TMP/o"
 expect_usage "report no file" "cannot open" report "$TMP/none.json" -o "$TMP/o"
 
+# Options and key=value parameters may be mixed in any order.
+$MOEBENCH run -s gemm m=64 -o "$TMP/mix" --iters 1 n=32 -q > /dev/null 2>&1
+expect_eq "mixed order exit" "$?" 0
+expect_eq "mixed order n" "$(q "$(newest "$TMP/mix")" results.0.params.n)" 32
+expect_eq "mixed order iters" "$(q "$(newest "$TMP/mix")" config.iters)" 1
+
 for cmd in list info run report; do
 	$MOEBENCH $cmd --help > "$TMP/help" 2>&1
 	expect_eq "$cmd --help exit" "$?" 0
