@@ -50,6 +50,28 @@ const char *mb_err_name(int code);
 /* Element types the workloads run in. */
 typedef enum { MB_FP32 = 0, MB_BF16, MB_FP16, MB_FP64, MB_DTYPE_COUNT } mb_dtype;
 
+/* bf16 <-> fp32. Rounding is to nearest even; a NaN stays a (quiet) NaN. */
+static inline uint16_t mb_bf16_round(float f)
+{
+	union {
+		float f;
+		uint32_t u;
+	} v = {.f = f};
+	if ((v.u & 0x7fffffffu) > 0x7f800000u)
+		return (uint16_t)((v.u >> 16) | 0x40);
+	v.u += 0x7fffu + ((v.u >> 16) & 1u);
+	return (uint16_t)(v.u >> 16);
+}
+
+static inline float mb_bf16_widen(uint16_t b)
+{
+	union {
+		uint32_t u;
+		float f;
+	} v = {.u = (uint32_t)b << 16};
+	return v.f;
+}
+
 size_t mb_dtype_size(mb_dtype t);
 const char *mb_dtype_name(mb_dtype t);
 /* Parse "fp32", "bf16", ...; returns 0 or MB_ERR_USAGE. */

@@ -188,23 +188,7 @@ static int attn_cost(const mb_params *p, mb_cost *out)
 	return 0;
 }
 
-static uint16_t f2bf(float f)
-{
-	uint32_t u;
-	memcpy(&u, &f, 4);
-	if ((u & 0x7fffffffu) > 0x7f800000u)
-		return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-	u += 0x7fffu + ((u >> 16) & 1u);          /* round to nearest even */
-	return (uint16_t)(u >> 16);
-}
 
-static float bf2f(uint16_t b)
-{
-	uint32_t u = (uint32_t)b << 16;
-	float f;
-	memcpy(&f, &u, 4);
-	return f;
-}
 
 /* Input buffer b on the host as the device holds it (bf16-rounded in bf16
  * runs), freshly generated from the seed; NULL if out of memory. */
@@ -224,7 +208,7 @@ static float *attn_input(const attn_state *st, int b)
 	mb_rand_fill(x, n, st->seed, (uint64_t)in[i].stream, in[i].amp);
 	if (es == 2)
 		for (size_t k = 0; k < n; k++)
-			x[k] = bf2f(f2bf(x[k]));
+			x[k] = mb_bf16_widen(mb_bf16_round(x[k]));
 	return x;
 }
 
@@ -238,7 +222,7 @@ static int attn_upload(attn_state *st, int b)
 	if (es == 2) { /* narrow in place, from the front */
 		uint16_t *h = (uint16_t *)x;
 		for (size_t k = 0; k < n; k++)
-			h[k] = f2bf(x[k]);
+			h[k] = mb_bf16_round(x[k]);
 	}
 	int rc = mb_dev_upload(st->be, st->dev, st->buf[b], x, n * es);
 	mb_free(x);
@@ -260,7 +244,7 @@ static float *attn_fetch(const attn_state *st, int b, int *rc)
 		for (size_t k = n; k-- > 0;) { /* widen in place, from the end */
 			uint16_t v;
 			memcpy(&v, (const char *)x + 2 * k, 2);
-			x[k] = bf2f(v);
+			x[k] = mb_bf16_widen(v);
 		}
 	if (*rc) {
 		mb_free(x);

@@ -234,23 +234,7 @@ static int gmm_skew_bias(gmm_state *st)
 
 /* ---- setup ---- */
 
-static uint16_t f2bf(float f)
-{
-	uint32_t u;
-	memcpy(&u, &f, 4);
-	if ((u & 0x7fffffffu) > 0x7f800000u)
-		return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-	u += 0x7fffu + ((u >> 16) & 1u);          /* round to nearest even */
-	return (uint16_t)(u >> 16);
-}
 
-static float bf2f(uint16_t b)
-{
-	uint32_t u = (uint32_t)b << 16;
-	float f;
-	memcpy(&f, &u, 4);
-	return f;
-}
 
 /* Allocate and fill a host input; in bf16 runs round it to bf16 so that the
  * host copy is exactly what the device holds. */
@@ -262,7 +246,7 @@ static float *gmm_input(const gmm_state *st, size_t n, int stream, double a)
 	mb_rand_fill(x, n, st->seed, (uint64_t)stream, a);
 	if (st->s.dt == MB_BF16)
 		for (size_t i = 0; i < n; i++)
-			x[i] = bf2f(f2bf(x[i]));
+			x[i] = mb_bf16_widen(mb_bf16_round(x[i]));
 	return x;
 }
 
@@ -368,7 +352,7 @@ static int gmm_upload(gmm_state *st, int b, const float *src)
 	if (!tmp)
 		return mb_err(MB_ERR_NOMEM, "gmm: out of memory converting inputs to bf16");
 	for (size_t i = 0; i < n; i++)
-		tmp[i] = f2bf(src[i]);
+		tmp[i] = mb_bf16_round(src[i]);
 	int rc = mb_dev_upload(st->be, st->dev, st->buf[b], tmp, n * sizeof *tmp);
 	mb_free(tmp);
 	return rc;
@@ -385,7 +369,7 @@ int mb_gmm_fetch(const gmm_state *st, int b, size_t off, size_t n, float *out)
 	for (size_t i = n; i-- > 0;) { /* widen in place, from the end */
 		uint16_t v;
 		memcpy(&v, (const char *)out + 2 * i, 2);
-		out[i] = bf2f(v);
+		out[i] = mb_bf16_widen(v);
 	}
 	return 0;
 }

@@ -39,17 +39,12 @@
 
 #include "../backend.h"
 #include "cpu_attn.h"
+#include "cpu_blas.h"
 #include "cpu_bf16.h"
 #include "cpu_comm.h"
 #include "cpu_train.h"
 
-/* OpenBLAS's blas_thread_shutdown_: stops its worker threads, which restart
- * on the next call (it is what OpenBLAS itself runs before fork). Exported
- * but not in cblas.h, so it is looked up at open and skipped if absent. */
-typedef int (*cpu_blas_idle_fn)(void);
-
 struct mb_dev {
-	cpu_blas_idle_fn blas_idle; /* or NULL */
 	char name[128];
 	char library[384];
 	char fault_name[32];
@@ -128,7 +123,6 @@ static int cpu_open(mb_dev **out)
 		 conf, openblas_get_num_threads());
 	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
 	d->memory_bytes = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : 0;
-	d->blas_idle = (cpu_blas_idle_fn)dlsym(RTLD_DEFAULT, "blas_thread_shutdown_");
 	d->fault = -1;
 	const char *fault = getenv("MOEBENCH_FAULT");
 	if (fault && *fault) {
@@ -409,11 +403,24 @@ nomem:
 
 /* ---- matmuls ---- */
 
-/* cblas_sgemm, row-major, with k == 0 handled here (C = beta C) so that the
- * result never depends on how the library treats an empty inner dimension. */
-static void cpu_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
-		      const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-		      int64_t ldc)
+/* k == 0 is handled here so that the result never depends on how the library
+ * treats an empty inner dimension. */
+typedef int (*blas_idle_fn)(void);
+
+void mb_cpu_blas_idle(void)
+{
+	static int looked;
+	static blas_idle_fn fn;
+	if (!looked) {
+		fn = (blas_idle_fn)dlsym(RTLD_DEFAULT, "blas_thread_shutdown_");
+		looked = 1; /* launches come from one thread at a time */
+	}
+	if (fn)
+		fn();
+}
+
+void mb_cpu_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+		  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {
 	if (m == 0 || n == 0)
 		return;
@@ -434,7 +441,7 @@ static int cpu_gemm(const mb_plan *p, const mb_io *io)
 	float *c = io->out[0];
 	if (p->op.dtype == MB_BF16)
 		return mb_cpu_bf16_launch(&p->op, p->ext, p->fault, io);
-	cpu_sgemm(ta, tb, m, n, k, p->op.u.gemm.alpha, io->in[0], ta ? m : k, io->in[1],
+	mb_cpu_sgemm(ta, tb, m, n, k, p->op.u.gemm.alpha, io->in[0], ta ? m : k, io->in[1],
 		  tb ? k : n, p->op.u.gemm.beta, c, n);
 	if (p->fault && m > 0 && n > 0)
 		c[0] += 1.0f;
@@ -466,11 +473,11 @@ static int cpu_gmm(const mb_plan *p, const mb_io *io)
 			first = g;
 		switch (mode) {
 		case MB_GMM_NN: /* Y_g = X_g W_g, W_g k x n */
-			cpu_sgemm(0, 0, mg, n, k, 1.0f, x + r0 * k, k, w + g * k * n, n, beta,
+			mb_cpu_sgemm(0, 0, mg, n, k, 1.0f, x + r0 * k, k, w + g * k * n, n, beta,
 				  y + r0 * n, n);
 			break;
 		case MB_GMM_NT: /* Y_g = X_g W_g^T, W_g n x k */
-			cpu_sgemm(0, 1, mg, n, k, 1.0f, x + r0 * k, k, w + g * n * k, k, beta,
+			mb_cpu_sgemm(0, 1, mg, n, k, 1.0f, x + r0 * k, k, w + g * n * k, k, beta,
 				  y + r0 * n, n);
 			break;
 		case MB_GMM_TN: /* dW_g = X_g^T D_g, k x n; with no rows it is 0 (or unchanged) */
@@ -478,7 +485,7 @@ static int cpu_gmm(const mb_plan *p, const mb_io *io)
 				if (!p->op.u.gmm.accumulate)
 					memset(y + g * k * n, 0, (size_t)(k * n) * sizeof(float));
 			} else {
-				cpu_sgemm(1, 0, k, n, mg, 1.0f, x + r0 * k, k, w + r0 * n, n, beta,
+				mb_cpu_sgemm(1, 0, k, n, mg, 1.0f, x + r0 * k, k, w + r0 * n, n, beta,
 					  y + g * k * n, n);
 			}
 			break;
@@ -777,19 +784,20 @@ static int cpu_launch_ext(const mb_plan *plan, const mb_io *io);
  * each matmul launch hands the cores over explicitly: the OpenMP pool is
  * paused (its threads exit) before it, and OpenBLAS's workers are shut down
  * after it; both pools restart on their next use, which costs a thread start
- * (tens of microseconds). Measured on 2 cores: the quick preset's iteration
- * went from ~60 ms to ~15 ms. This assumes one thread launches ops at a time,
+ * (tens of microseconds). Seen while writing it (2-core Sapphire Rapids VM,
+ * p50 of `moebench run -s gmm --preset quick`, without and with the
+ * hand-over): ~60 ms and ~15 ms per iteration. This assumes one thread launches ops at a time,
  * as the runner does. */
 static int cpu_launch(mb_dev *dev, mb_plan *plan, const mb_io *io)
 {
+	(void)dev;
 	if (!plan || !io)
 		return mb_err(MB_ERR_INTERNAL, "cpu backend: launch without a plan or buffers");
 	if (plan->op.kind != MB_OP_GEMM && plan->op.kind != MB_OP_GMM)
 		return cpu_launch_omp(plan, io);
 	omp_pause_resource_all(omp_pause_soft);
 	int rc = plan->op.kind == MB_OP_GEMM ? cpu_gemm(plan, io) : cpu_gmm(plan, io);
-	if (dev->blas_idle)
-		dev->blas_idle();
+	mb_cpu_blas_idle();
 	return rc;
 }
 

@@ -26,7 +26,8 @@
  * queries and the keys and values they see; the backward's whole head), and
  * accumulates into packed copies that are written out at its end. The
  * copies are O(seq x width), as are the tensors, against O(seq^2 x width)
- * work; they made the sgemms ~12% faster (unit-stride rows: fewer TLB and
+ * work; while writing this they made the sgemms ~12% faster in a standalone
+ * timing of the block matmuls, not kept (unit-stride rows: fewer TLB and
  * cache misses in OpenBLAS's packing). Nothing of size seq x seq exists.
  *
  * Threads: an OpenMP team of the plan's size, each thread calling a
@@ -51,16 +52,17 @@
 #include "../../harness/mb.h"
 
 #include <cblas.h>
-#include <dlfcn.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
 #include "cpu_attn.h"
+#include "cpu_blas.h"
 
 /* Block sizes (rows), chosen on Sapphire Rapids (2 cores, OpenBLAS 0.3.21)
  * at the attention suite's standard preset (32 heads, seq 2048, d_qk 192,
- * d_v 128): blocks of 128 ran ~15% slower than these (OpenBLAS packs both
+ * d_v 128; `moebench run -s attention --preset standard` with the constants
+ * changed): blocks of 128 ran ~15% slower than these (OpenBLAS packs both
  * operands of every call, so small calls pay more packing per FLOP), and
  * 512-key backward blocks ~5% slower (the five blocks a span touches no
  * longer fit in L2). The staircase step trades the masked work computed on
@@ -84,13 +86,8 @@
 #define ATTN_CLONES
 #endif
 
-/* OpenBLAS's blas_thread_shutdown_ (exported, not in cblas.h): stops its
- * worker threads; they restart on the next threaded call. */
-typedef int (*attn_blas_idle_fn)(void);
-
 typedef struct attn_scratch {
 	mb_op_kind kind;
-	attn_blas_idle_fn blas_idle; /* or NULL */
 	int threads;       /* team size the scratch was sized for */
 	size_t per_thread; /* floats per thread in buf */
 	float *buf;        /* threads * per_thread */
@@ -172,13 +169,6 @@ static size_t attn_layout(const attn_dims *d, int fwd, float *base, attn_bufs *x
 	return at;
 }
 
-/* Row-major sgemm with int64 arguments (plan checked that they fit). */
-static void attn_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-		       int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
-{
-	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-		    (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
-}
 
 /* rows x w floats from rows ld apart into a packed array. */
 static void attn_gather(float *dst, const float *src, int64_t rows, int64_t w, int64_t ld)
@@ -337,7 +327,6 @@ int mb_cpu_attn_plan(const mb_op *op, void **scratch)
 		return mb_err(MB_ERR_NOMEM, "cpu attention: out of memory planning");
 	sc->kind = op->kind;
 	sc->threads = omp_get_max_threads();
-	sc->blas_idle = (attn_blas_idle_fn)dlsym(RTLD_DEFAULT, "blas_thread_shutdown_");
 	attn_bufs x;
 	sc->per_thread = attn_layout(&d, op->kind == MB_OP_ATTN_FWD, NULL, &x);
 	sc->bytes = sizeof *sc + (size_t)sc->threads * sc->per_thread * sizeof(float);
@@ -398,23 +387,21 @@ static int attn_launch_check(const mb_op *op, const attn_scratch *sc, const mb_i
  * idle workers spin for a while: on 2 cores they took a core from the
  * OpenMP team. So the pool is stopped again at once; a single-threaded
  * sgemm never uses it. */
-static int attn_blas_single(const attn_scratch *sc)
+static int attn_blas_single(void)
 {
 	const int n = openblas_get_num_threads();
 	if (n != 1) {
 		openblas_set_num_threads(1);
-		if (sc->blas_idle)
-			sc->blas_idle();
+		mb_cpu_blas_idle();
 	}
 	return n;
 }
 
-static void attn_blas_restore(const attn_scratch *sc, int n)
+static void attn_blas_restore(int n)
 {
 	if (n != 1) {
 		openblas_set_num_threads(n);
-		if (sc->blas_idle)
-			sc->blas_idle();
+		mb_cpu_blas_idle();
 	}
 }
 
@@ -436,10 +423,10 @@ static void attn_fwd_span(const attn_fwd_ctx *c, int64_t r0, int64_t m, int64_t 
 	const int64_t i = c->i0 + r0, dq = d->dq, dv = d->dv;
 	float *o = x->o + r0 * dv;
 	const int64_t off = d->causal && j0 + n - 1 > i ? i - j0 : NO_MASK;
-	attn_sgemm(0, 1, m, n, dq, d->scale2, c->q + r0 * dq, dq, x->k + j0 * dq, dq, 0.0f, x->s,
+	mb_cpu_sgemm(0, 1, m, n, dq, d->scale2, c->q + r0 * dq, dq, x->k + j0 * dq, dq, 0.0f, x->s,
 		   n);
 	attn_fwd_rows(x->s, m, n, n, off, x->mrow + r0, x->lrow + r0, j0 ? o : NULL, dv, dv);
-	attn_sgemm(0, 0, m, dv, n, 1.0f, x->s, n, x->v + j0 * dv, dv, j0 ? 1.0f : 0.0f, o, dv);
+	mb_cpu_sgemm(0, 0, m, dv, n, 1.0f, x->s, n, x->v + j0 * dv, dv, j0 ? 1.0f : 0.0f, o, dv);
 }
 
 /* Query block qb of (b, h), whose rows sit in x->q from row r_begin. */
@@ -505,7 +492,7 @@ int mb_cpu_attn_fwd(const mb_op *op, void *scratch, const mb_io *io)
 	 * head's rows are gathered once); otherwise single query blocks. */
 	const int whole = bh >= 2 * (int64_t)sc->threads;
 	const int64_t items = whole ? bh : bh * nqb;
-	const int blas = attn_blas_single(sc);
+	const int blas = attn_blas_single();
 #pragma omp parallel num_threads(sc->threads)
 	{
 		float *base = sc->buf + (size_t)omp_get_thread_num() * sc->per_thread;
@@ -517,7 +504,7 @@ int mb_cpu_attn_fwd(const mb_op *op, void *scratch, const mb_io *io)
 			attn_fwd_item(&d, io, base, bhi / d.H, bhi % d.H, qb, whole ? nqb : qb + 1);
 		}
 	}
-	attn_blas_restore(sc, blas);
+	attn_blas_restore(blas);
 	return 0;
 }
 
@@ -541,14 +528,14 @@ static void attn_bwd_span(const attn_dims *d, const attn_bufs *x, int64_t i0, in
 	const float *k = x->k + j0 * dq, *v = x->v + j0 * dv;
 	float *P = x->s, *dP = x->dp;
 	const int64_t off = d->causal && j0 + n - 1 > i0 ? i0 - j0 : NO_MASK;
-	attn_sgemm(0, 1, m, n, dq, d->scale2, q, dq, k, dq, 0.0f, P, n);
+	mb_cpu_sgemm(0, 1, m, n, dq, d->scale2, q, dq, k, dq, 0.0f, P, n);
 	attn_bwd_probs(P, m, n, n, off, x->lse2 + i0);
-	attn_sgemm(1, 0, n, dv, m, 1.0f, P, n, dout, dv, 1.0f, x->dv + j0 * dv, dv);
-	attn_sgemm(0, 1, m, n, dv, 1.0f, dout, dv, v, dv, 0.0f, dP, n);
+	mb_cpu_sgemm(1, 0, n, dv, m, 1.0f, P, n, dout, dv, 1.0f, x->dv + j0 * dv, dv);
+	mb_cpu_sgemm(0, 1, m, n, dv, 1.0f, dout, dv, v, dv, 0.0f, dP, n);
 	attn_bwd_dscores(P, dP, m, n, n, x->dsum + i0);
 	/* Key block 0 is the first to reach every query row: it overwrites. */
-	attn_sgemm(0, 0, m, dq, n, d->scale, dP, n, k, dq, j0 ? 1.0f : 0.0f, x->dq + i0 * dq, dq);
-	attn_sgemm(1, 0, n, dq, m, d->scale, dP, n, q, dq, 1.0f, x->dk + j0 * dq, dq);
+	mb_cpu_sgemm(0, 0, m, dq, n, d->scale, dP, n, k, dq, j0 ? 1.0f : 0.0f, x->dq + i0 * dq, dq);
+	mb_cpu_sgemm(1, 0, n, dq, m, d->scale, dP, n, q, dq, 1.0f, x->dk + j0 * dq, dq);
 }
 
 /* dst (rows ld apart) = src, or += src. */
@@ -738,11 +725,11 @@ int mb_cpu_attn_bwd(const mb_op *op, void *scratch, const mb_io *io)
 	if (rc)
 		return rc;
 	const attn_dims d = attn_dims_of(op);
-	const int blas = attn_blas_single(sc);
+	const int blas = attn_blas_single();
 	if (d.B * d.Hk >= 2 * (int64_t)sc->threads || d.G == 1)
 		attn_bwd_by_group(&d, sc, io);
 	else
 		attn_bwd_by_range(&d, sc, io);
-	attn_blas_restore(sc, blas);
+	attn_blas_restore(blas);
 	return 0;
 }

@@ -21,6 +21,7 @@
  * a fixed order; sums over a token's pairs accumulate in fp32 in blocks on
  * the stack.
  */
+#include "cpu_blas.h"
 #include "cpu_bf16.h"
 
 #include <cblas.h>
@@ -37,25 +38,9 @@ typedef struct bf_scratch {
 	float *c;     /* product before rounding (GEMM: NULL for an fp32 C) */
 } bf_scratch;
 
-static inline uint16_t bf_round(float f)
-{
-	uint32_t u;
-	memcpy(&u, &f, 4);
-	if ((u & 0x7fffffffu) > 0x7f800000u)
-		return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-	u += 0x7fffu + ((u >> 16) & 1u);          /* round to nearest even */
-	return (uint16_t)(u >> 16);
-}
 
-static inline float bf_widen(uint16_t b)
-{
-	uint32_t u = (uint32_t)b << 16;
-	float f;
-	memcpy(&f, &u, 4);
-	return f;
-}
 
-void mb_cpu_bf16_add1(uint16_t *p) { *p = bf_round(bf_widen(*p) + 1.0f); }
+void mb_cpu_bf16_add1(uint16_t *p) { *p = mb_bf16_round(mb_bf16_widen(*p) + 1.0f); }
 
 int mb_cpu_bf16_kind(mb_op_kind kind)
 {
@@ -126,29 +111,12 @@ nomem:
 
 /* ---- matmuls ---- */
 
-/* cblas_sgemm, row-major; k == 0 gives C = beta C here, as cpu.c's
- * cpu_sgemm does, whatever the library would do. */
-static void bf_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
-		     const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-		     int64_t ldc)
-{
-	if (m == 0 || n == 0)
-		return;
-	if (k == 0) {
-		for (int64_t i = 0; i < m; i++)
-			for (int64_t j = 0; j < n; j++)
-				c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
-		return;
-	}
-	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-		    (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
-}
 
 static void bf_widen_n(float *dst, const uint16_t *src, int64_t n)
 {
 	#pragma omp simd
 	for (int64_t i = 0; i < n; i++)
-		dst[i] = bf_widen(src[i]);
+		dst[i] = mb_bf16_widen(src[i]);
 }
 
 /* y = round(c + (acc ? y : 0)), n elements. */
@@ -157,11 +125,11 @@ static void bf_store(uint16_t *y, const float *c, int64_t n, int acc)
 	if (acc) {
 		#pragma omp simd
 		for (int64_t i = 0; i < n; i++)
-			y[i] = bf_round(c[i] + bf_widen(y[i]));
+			y[i] = mb_bf16_round(c[i] + mb_bf16_widen(y[i]));
 	} else {
 		#pragma omp simd
 		for (int64_t i = 0; i < n; i++)
-			y[i] = bf_round(c[i]);
+			y[i] = mb_bf16_round(c[i]);
 	}
 }
 
@@ -181,18 +149,18 @@ static int bf_gemm(const mb_op *op, bf_scratch *s, int fault, const mb_io *io)
 	}
 	if (!s->c) { /* fp32 C */
 		float *c = io->out[0];
-		bf_sgemm(ta, tb, m, n, k, alpha, a, ta ? m : k, b, tb ? k : n, beta, c, n);
+		mb_cpu_sgemm(ta, tb, m, n, k, alpha, a, ta ? m : k, b, tb ? k : n, beta, c, n);
 		if (fault && m > 0 && n > 0)
 			c[0] += 1.0f;
 		return 0;
 	}
 	uint16_t *c = io->out[0];
-	bf_sgemm(ta, tb, m, n, k, alpha, a, ta ? m : k, b, tb ? k : n, 0.0f, s->c, n);
+	mb_cpu_sgemm(ta, tb, m, n, k, alpha, a, ta ? m : k, b, tb ? k : n, 0.0f, s->c, n);
 	if (beta == 0.0f) {
 		bf_store(c, s->c, m * n, 0);
 	} else {
 		for (int64_t i = 0; i < m * n; i++)
-			c[i] = bf_round(s->c[i] + beta * bf_widen(c[i]));
+			c[i] = mb_bf16_round(s->c[i] + beta * mb_bf16_widen(c[i]));
 	}
 	if (fault && m > 0 && n > 0)
 		mb_cpu_bf16_add1(c);
@@ -225,14 +193,14 @@ static int bf_gmm(const mb_op *op, bf_scratch *s, int fault, const mb_io *io)
 		if (mode == MB_GMM_TN) { /* dW_g = X_g^T D_g, k x n */
 			float *dg = s->b + r0 * n;
 			bf_widen_n(dg, w + r0 * n, mg * n);
-			bf_sgemm(1, 0, k, n, mg, 1.0f, xg, k, dg, n, 0.0f, s->c, n);
+			mb_cpu_sgemm(1, 0, k, n, mg, 1.0f, xg, k, dg, n, 0.0f, s->c, n);
 			bf_store(y + g * k * n, s->c, k * n, acc);
 			continue;
 		}
 		/* NN: Y_g = X_g W_g, W_g k x n; NT: Y_g = X_g W_g^T, W_g n x k */
 		const int nt = mode == MB_GMM_NT;
 		bf_widen_n(s->b, w + g * k * n, k * n);
-		bf_sgemm(0, nt, mg, n, k, 1.0f, xg, k, s->b, nt ? k : n, 0.0f, s->c + r0 * n, n);
+		mb_cpu_sgemm(0, nt, mg, n, k, 1.0f, xg, k, s->b, nt ? k : n, 0.0f, s->c + r0 * n, n);
 		bf_store(y + r0 * n, s->c + r0 * n, mg * n, acc);
 	}
 	if (fault && first >= 0 && k > 0 && n > 0)
@@ -258,14 +226,14 @@ static void bf_permute_bwd(const mb_op *op, const mb_io *io)
 			uint16_t *d = dx + t * H + i0;
 			float sum[BF_BLOCK];
 			for (int64_t i = 0; i < nb; i++)
-				sum[i] = acc ? bf_widen(d[i]) : 0.0f;
+				sum[i] = acc ? mb_bf16_widen(d[i]) : 0.0f;
 			for (int64_t j = 0; j < K; j++) {
 				const uint16_t *src = dxs + (int64_t)pos[t * K + j] * H + i0;
 				for (int64_t i = 0; i < nb; i++)
-					sum[i] += bf_widen(src[i]);
+					sum[i] += mb_bf16_widen(src[i]);
 			}
 			for (int64_t i = 0; i < nb; i++)
-				d[i] = bf_round(sum[i]);
+				d[i] = mb_bf16_round(sum[i]);
 		}
 	}
 }
@@ -286,10 +254,10 @@ static void bf_unpermute(const mb_op *op, const mb_io *io)
 				const uint16_t *src = ys + (int64_t)pos[t * K + j] * H + i0;
 				const float wj = w[t * K + j];
 				for (int64_t i = 0; i < nb; i++)
-					sum[i] += wj * bf_widen(src[i]);
+					sum[i] += wj * mb_bf16_widen(src[i]);
 			}
 			for (int64_t i = 0; i < nb; i++)
-				y[t * H + i0 + i] = bf_round(sum[i]);
+				y[t * H + i0 + i] = mb_bf16_round(sum[i]);
 		}
 	}
 }
@@ -313,9 +281,9 @@ static void bf_unpermute_bwd(const mb_op *op, const mb_io *io)
 			uint16_t *d = dys + r * H;
 			double dot = 0.0;
 			for (int64_t i = 0; i < H; i++) {
-				const float gi = bf_widen(g[i]);
-				d[i] = bf_round(wj * gi);
-				dot += (double)gi * bf_widen(src[i]);
+				const float gi = mb_bf16_widen(g[i]);
+				d[i] = mb_bf16_round(wj * gi);
+				dot += (double)gi * mb_bf16_widen(src[i]);
 			}
 			dw[t * K + j] = (float)dot;
 		}
@@ -334,8 +302,8 @@ static void bf_swiglu(const mb_op *op, const mb_io *io)
 		const uint16_t *g = gu + r * 2 * F, *u = g + F;
 		uint16_t *o = a + r * F;
 		for (int64_t c = 0; c < F; c++) {
-			const float gc = bf_widen(g[c]);
-			o[c] = bf_round(gc / (1.0f + expf(-gc)) * bf_widen(u[c]));
+			const float gc = mb_bf16_widen(g[c]);
+			o[c] = mb_bf16_round(gc / (1.0f + expf(-gc)) * mb_bf16_widen(u[c]));
 		}
 	}
 }
@@ -351,10 +319,10 @@ static void bf_swiglu_bwd(const mb_op *op, const mb_io *io)
 		const uint16_t *g = gu + r * 2 * F, *u = g + F, *d = da + r * F;
 		uint16_t *dg = dgu + r * 2 * F, *du = dg + F;
 		for (int64_t c = 0; c < F; c++) {
-			const float gc = bf_widen(g[c]), uc = bf_widen(u[c]), dc = bf_widen(d[c]);
+			const float gc = mb_bf16_widen(g[c]), uc = mb_bf16_widen(u[c]), dc = mb_bf16_widen(d[c]);
 			const float s = 1.0f / (1.0f + expf(-gc));
-			dg[c] = bf_round(dc * uc * s * (1.0f + gc * (1.0f - s)));
-			du[c] = bf_round(dc * gc * s);
+			dg[c] = mb_bf16_round(dc * uc * s * (1.0f + gc * (1.0f - s)));
+			du[c] = mb_bf16_round(dc * gc * s);
 		}
 	}
 }
