@@ -356,8 +356,8 @@ static void attn_info(void *state, mb_case_info *out)
  * is scanned for NaN and Inf in full.
  *
  * Error: |got - ref| / max |ref| over the checked values of that tensor,
- * or / 1e-3 if that is larger: with inputs of size ~1, a reference below
- * 1e-3 is a cancellation (at seq 1, dQ and dK are exactly 0) and fp32
+ * or / MB_CHECK_SCALE_FLOOR (1e-3) if that is larger: with inputs of size
+ * ~1, a reference below it is a cancellation (at seq 1, dQ and dK are exactly 0) and fp32
  * rounding of its terms is all that can be asked of it.
  * Tolerance fp32 2e-3: the CPU kernel's errors are ~1e-6 (fp32 sums over at
  * most seq terms, 2^x good to 2e-7), but the same suite runs where fp32
@@ -406,7 +406,7 @@ static void vf_judge(const vf_tensor *t, mb_check *c)
 	double scale = 0.0;
 	for (int64_t k = 0; k < t->n; k++)
 		scale = fmax(scale, fabs(t->ref[k]));
-	scale = fmax(scale, 1e-3);
+	scale = fmax(scale, MB_CHECK_SCALE_FLOOR);
 	for (int64_t k = 0; k < t->n; k++) {
 		const int64_t flat = t->at ? t->at[k] : k;
 		const double got = t->got[flat], err = fabs(got - t->ref[k]);
