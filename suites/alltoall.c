@@ -96,6 +96,21 @@ int mb_a2a_spec_get(const mb_params *p, uint64_t seed, mb_a2a_spec *s, int64_t *
 	return 0;
 }
 
+/* The moe checks that need no world size (validate and a2a_fits). */
+static int a2a_routable(const mb_a2a_spec *s)
+{
+	if (s->top_k > s->experts)
+		return mb_err(MB_ERR_USAGE, "alltoall: top_k=%lld is out of range: accepted "
+					    "1..experts (%lld)",
+			      (long long)s->top_k, (long long)s->experts);
+	if (s->groups > 1 && (s->experts % s->groups != 0 || s->top_k % s->groups != 0))
+		return mb_err(MB_ERR_USAGE,
+			      "alltoall: groups=%lld is out of range: accepted 0, 1 or a common "
+			      "divisor of experts (%lld) and top_k (%lld)",
+			      (long long)s->groups, (long long)s->experts, (long long)s->top_k);
+	return 0;
+}
+
 static int a2a_fits(const mb_a2a_spec *s, int size)
 {
 	if (size < 1)
@@ -108,15 +123,9 @@ static int a2a_fits(const mb_a2a_spec *s, int size)
 				      (long long)s->bytes, size, (long long)s->elem_bytes);
 		return 0;
 	}
-	if (s->top_k > s->experts)
-		return mb_err(MB_ERR_USAGE, "alltoall: top_k=%lld is out of range: accepted "
-					    "1..experts (%lld)",
-			      (long long)s->top_k, (long long)s->experts);
-	if (s->groups > 1 && (s->experts % s->groups != 0 || s->top_k % s->groups != 0))
-		return mb_err(MB_ERR_USAGE,
-			      "alltoall: groups=%lld is out of range: accepted 0, 1 or a common "
-			      "divisor of experts (%lld) and top_k (%lld)",
-			      (long long)s->groups, (long long)s->experts, (long long)s->top_k);
+	int rc = a2a_routable(s);
+	if (rc)
+		return rc;
 	if (s->experts % size != 0)
 		return mb_err(MB_ERR_USAGE,
 			      "alltoall: experts=%lld cannot be spread evenly over %d ranks (experts "
@@ -320,17 +329,21 @@ static int a2a_preset(const mb_model *m, mb_size size, mb_params *p)
 	int64_t hidden = m->hidden;
 	if (size == MB_SIZE_QUICK)
 		hidden = hidden < 512 ? hidden : 512;
-	int rc = mb_params_set(p, "hidden", (double)hidden, MB_SRC_PRESET);
-	if (!rc)
-		rc = mb_params_set(p, "tokens", tokens[size], MB_SRC_PRESET);
-	if (!rc)
-		rc = mb_params_set(p, "experts", m->experts, MB_SRC_PRESET);
-	if (!rc)
-		rc = mb_params_set(p, "top_k", m->top_k, MB_SRC_PRESET);
-	if (!rc) /* the whole model's experts, so a grouped model keeps its groups */
-		rc = mb_params_set(p, "groups", (double)mb_model_groups(m, m->experts, m->top_k),
-				   MB_SRC_PRESET);
-	return rc;
+	const struct {
+		const char *name;
+		double v;
+	} set[] = {
+		{"hidden", (double)hidden}, {"tokens", tokens[size]},
+		{"experts", (double)m->experts}, {"top_k", (double)m->top_k},
+		/* the whole model's experts, so a grouped model keeps its groups */
+		{"groups", (double)mb_model_groups(m, m->experts, m->top_k)},
+	};
+	for (size_t i = 0; i < MB_ARRAY_LEN(set); i++) {
+		int rc = mb_params_set(p, set[i].name, set[i].v, MB_SRC_PRESET);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 static int a2a_phases(const mb_params *p)
@@ -358,14 +371,8 @@ static int a2a_validate(const mb_params *p)
 				      (long long)s.bytes);
 		return 0;
 	}
-	if (s.top_k > s.experts)
-		return mb_err(MB_ERR_USAGE, "top_k=%lld is out of range: accepted 1..experts (%lld)",
-			      (long long)s.top_k, (long long)s.experts);
-	if (s.groups > 1 && (s.experts % s.groups != 0 || s.top_k % s.groups != 0))
-		return mb_err(MB_ERR_USAGE,
-			      "groups=%lld is out of range: accepted 0, 1 or a common divisor of "
-			      "experts (%lld) and top_k (%lld)",
-			      (long long)s.groups, (long long)s.experts, (long long)s.top_k);
+	if ((rc = a2a_routable(&s)))
+		return rc;
 	double bytes = (double)s.tokens * (double)s.top_k * (double)rb;
 	if (bytes > A2A_MAX_BYTES || s.tokens * s.top_k > 2147483647)
 		return mb_err(MB_ERR_USAGE,
@@ -415,16 +422,20 @@ static a2a_totals a2a_sum(const a2a_state *st)
 	return t;
 }
 
+static void a2a_cost_of(const a2a_state *st, const a2a_totals t, mb_cost *out)
+{
+	memset(out, 0, sizeof *out);
+	out->bytes = st->phases * t.rows * (double)st->row_bytes / st->size;
+	out->comm_bytes = st->phases * (t.rows - t.self_rows) * (double)st->row_bytes / st->size;
+	out->tokens = st->spec.mode == MB_A2A_MOE ? (double)st->spec.tokens : 0.0;
+}
+
 int mb_a2a_case_cost(void *state, mb_cost *out)
 {
 	const a2a_state *st = state;
 	if (!st || !st->matrix)
 		return mb_err(MB_ERR_INTERNAL, "alltoall: case cost before setup");
-	const a2a_totals t = a2a_sum(st);
-	memset(out, 0, sizeof *out);
-	out->bytes = st->phases * t.rows * (double)st->row_bytes / st->size;
-	out->comm_bytes = st->phases * (t.rows - t.self_rows) * (double)st->row_bytes / st->size;
-	out->tokens = st->spec.mode == MB_A2A_MOE ? (double)st->spec.tokens : 0.0;
+	a2a_cost_of(st, a2a_sum(st), out);
 	return 0;
 }
 
@@ -593,8 +604,7 @@ static void a2a_info(void *state, mb_case_info *info)
 		return;
 	const a2a_totals t = a2a_sum(st);
 	mb_cost c;
-	if (mb_a2a_case_cost(st, &c))
-		return;
+	a2a_cost_of(st, t, &c);
 	const double n = st->size, mean = t.rows / n;
 	mb_info_add(info, "ranks", n);
 	mb_info_add(info, "busbw_factor", (n - 1) / n);

@@ -66,10 +66,8 @@ int mb_a2a_counts(const mb_a2a_spec *s, int rank, int size, int64_t *send_rows) 
 /* rows[src * size + dst] = mb_a2a_counts of every rank, the bias computed
  * once: what a rank needs to know what it will receive (the column of its
  * rank). Cost (moe): size * tokens * experts seeded scores (routing every
- * rank's tokens; OpenMP over tokens), about 16 ns each on one core, plus
- * one calibration: 0.07 s for the standard preset at size 4, 1.1 s for
- * tokens = 64K, experts = 256 at size 4; linear in size (about 35 s per
- * case at size 1000 with the full preset). */
+ * rank's tokens; OpenMP over tokens) plus one calibration, as above: linear
+ * in size, so at a thousand ranks it is the slowest part of a case's setup. */
 int mb_a2a_matrix(const mb_a2a_spec *s, int size, int64_t *rows) MB_MUST_CHECK;
 
 /* The seeded stream of the block src sends to dst. */

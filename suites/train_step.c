@@ -465,7 +465,7 @@ static int ts_check_replicas(ts_state *st, mb_check *out, char *why, size_t nwhy
 		for (int64_t r = 1; r < W; r++) {
 			const double *a = slots, *b = slots + 4 * r;
 			const double d = fabs(b[0] - a[0]) / (fabs(a[0]) + 1e-30);
-			st->replica_diff = d > st->replica_diff ? d : st->replica_diff;
+			out->max_rel_err = d > out->max_rel_err ? d : out->max_rel_err;
 			out->checked++;
 			if (memcmp(a, b, 4 * sizeof *a) != 0) {
 				out->mismatched++;
@@ -476,7 +476,6 @@ static int ts_check_replicas(ts_state *st, mb_check *out, char *why, size_t nwhy
 						 (long long)r, b[0], a[0]);
 			}
 		}
-		out->max_rel_err = st->replica_diff;
 	}
 	free(host), free(slots);
 	return rc;
@@ -512,7 +511,7 @@ static int ts_verify(void *state, mb_check *out)
 	const int64_t n = st->steps < LOSS_CAP ? st->steps : LOSS_CAP;
 	rc = ts_allreduce(st, st->loss_hist, n);
 	double last = st->loss_last;
-	if (!rc && st->s.W > 1)
+	if (!rc)
 		rc = ts_allreduce(st, &last, 1);
 	if (rc)
 		return rc;

@@ -57,20 +57,18 @@ static int ts_tensors(ts_state *st)
 		y->gkv = y->wuk = y->wuv = y->wkr = y->w1 = y->w2 = y->wr = -1;
 		y->ws1 = y->ws2 = y->we1 = y->we2 = -1;
 		y->g1 = ts_param(st, l, "norm1", G_NODECAY, s->h, 0);
-		if (!s->mla) {
+		if (s->ql) { /* MLA's low-rank query */
+			y->wdq = ts_param(st, l, "wdq", G_DECAY, s->h * s->ql, 1 / sqrt(h));
+			y->gq = ts_param(st, l, "norm_q", G_NODECAY, s->ql, 0);
+			y->wuq = ts_param(st, l, "wuq", G_DECAY, s->ql * H * s->dqk,
+					  1 / sqrt((double)s->ql));
+		} else {
 			y->wq = ts_param(st, l, "wq", G_DECAY, s->h * H * s->dqk, 1 / sqrt(h));
+		}
+		if (!s->mla) {
 			y->wk = ts_param(st, l, "wk", G_DECAY, s->h * s->Hkv * s->dqk, 1 / sqrt(h));
 			y->wv = ts_param(st, l, "wv", G_DECAY, s->h * s->Hkv * s->dv, 1 / sqrt(h));
 		} else {
-			if (s->ql) {
-				y->wdq = ts_param(st, l, "wdq", G_DECAY, s->h * s->ql, 1 / sqrt(h));
-				y->gq = ts_param(st, l, "norm_q", G_NODECAY, s->ql, 0);
-				y->wuq = ts_param(st, l, "wuq", G_DECAY, s->ql * H * s->dqk,
-						   1 / sqrt((double)s->ql));
-			} else {
-				y->wq = ts_param(st, l, "wq", G_DECAY, s->h * H * s->dqk,
-						 1 / sqrt(h));
-			}
 			y->wdkv = ts_param(st, l, "wdkv", G_DECAY, s->h * s->kvl, 1 / sqrt(h));
 			y->gkv = ts_param(st, l, "norm_kv", G_NODECAY, s->kvl, 0);
 			y->wuk = ts_param(st, l, "wuk", G_DECAY, s->kvl * H * dn,
@@ -283,7 +281,7 @@ static void gmm(ts_state *st, mb_gmm_mode mode, int64_t k, int64_t n, const void
 {
 	const ts_shape *s = &st->s;
 	mb_op op = op_of(st, MB_OP_GMM);
-	op.u.gmm.groups = s->El, op.u.gmm.rows = s->ep > 1 ? s->Rmax : s->P;
+	op.u.gmm.groups = s->El, op.u.gmm.rows = s->Rmax;
 	op.u.gmm.k = k, op.u.gmm.n = n, op.u.gmm.mode = mode;
 	emit(st, PH_FFN, &op, IN(x, w, off), OUT(y));
 }
@@ -294,6 +292,34 @@ static mb_op op_perm(const ts_state *st, mb_op_kind kind, int64_t tokens, int64_
 	mb_op op = op_of(st, kind);
 	op.u.perm.tokens = tokens, op.u.perm.hidden = st->s.h;
 	op.u.perm.experts = experts, op.u.perm.top_k = top_k, op.u.perm.accumulate = acc;
+	return op;
+}
+
+/* The op parameters that the forward and backward launches share. */
+static mb_op op_attn(const ts_state *st, mb_op_kind kind)
+{
+	const ts_shape *s = &st->s;
+	mb_op op = op_of(st, kind);
+	op.u.attn.batch = s->B, op.u.attn.seq = s->seq, op.u.attn.heads = s->H;
+	op.u.attn.kv_heads = s->mla ? s->H : s->Hkv, op.u.attn.d_qk = s->dqk, op.u.attn.d_v = s->dv;
+	op.u.attn.scale = (float)(1.0 / sqrt((double)s->dqk)), op.u.attn.causal = 1;
+	return op;
+}
+
+static mb_op op_kcat(const ts_state *st, mb_op_kind kind)
+{
+	mb_op op = op_of(st, kind);
+	op.u.kcat.rows = st->s.T, op.u.kcat.heads = st->s.H;
+	op.u.kcat.d_nope = st->s.dqk - st->s.rope, op.u.kcat.d_rope = st->s.rope;
+	return op;
+}
+
+static mb_op op_router(const ts_state *st, mb_op_kind kind)
+{
+	const ts_shape *s = &st->s;
+	mb_op op = op_of(st, kind);
+	op.u.router.tokens = s->T, op.u.router.experts = s->E, op.u.router.top_k = s->k;
+	op.u.router.score = s->score, op.u.router.groups = s->G;
 	return op;
 }
 
@@ -319,20 +345,19 @@ static void ts_attn_fwd(ts_state *st, ts_layer *y, const float *x)
 	y->v = buf_f32(st, T * Hk * s->dv);
 	y->o = buf_f32(st, T * H * s->dv), y->lse = buf_f32(st, T * H);
 	norm(st, PH_OTHER, x, y->g1, y->a1, y->rstd1, T, h);
-	if (!s->mla) {
+	if (s->ql) {
+		y->cq = buf_f32(st, T * s->ql), y->cqn = buf_f32(st, T * s->ql);
+		y->rstdq = buf_f32(st, T);
+		lin(st, PH_ATTN, y->a1, y->wdq, y->cq, h, s->ql, 0);
+		norm(st, PH_ATTN, y->cq, y->gq, y->cqn, y->rstdq, T, s->ql);
+		lin(st, PH_ATTN, y->cqn, y->wuq, y->q, s->ql, H * s->dqk, 0);
+	} else {
 		lin(st, PH_ATTN, y->a1, y->wq, y->q, h, H * s->dqk, 0);
+	}
+	if (!s->mla) {
 		lin(st, PH_ATTN, y->a1, y->wk, y->k, h, Hk * s->dqk, 0);
 		lin(st, PH_ATTN, y->a1, y->wv, y->v, h, Hk * s->dv, 0);
 	} else {
-		if (s->ql) {
-			y->cq = buf_f32(st, T * s->ql), y->cqn = buf_f32(st, T * s->ql);
-			y->rstdq = buf_f32(st, T);
-			lin(st, PH_ATTN, y->a1, y->wdq, y->cq, h, s->ql, 0);
-			norm(st, PH_ATTN, y->cq, y->gq, y->cqn, y->rstdq, T, s->ql);
-			lin(st, PH_ATTN, y->cqn, y->wuq, y->q, s->ql, H * s->dqk, 0);
-		} else {
-			lin(st, PH_ATTN, y->a1, y->wq, y->q, h, H * s->dqk, 0);
-		}
 		y->ckv = buf_f32(st, T * s->kvl), y->ckvn = buf_f32(st, T * s->kvl);
 		y->rstdkv = buf_f32(st, T);
 		y->kn = buf_f32(st, T * H * dn), y->kr = buf_f32(st, T * s->rope);
@@ -342,15 +367,10 @@ static void ts_attn_fwd(ts_state *st, ts_layer *y, const float *x)
 		lin(st, PH_ATTN, y->ckvn, y->wuv, y->v, s->kvl, H * s->dv, 0);
 		if (s->rope)
 			lin(st, PH_ATTN, y->a1, y->wkr, y->kr, h, s->rope, 0);
-		mb_op op = op_of(st, MB_OP_KCAT);
-		op.u.kcat.rows = T, op.u.kcat.heads = H, op.u.kcat.d_nope = dn;
-		op.u.kcat.d_rope = s->rope;
+		mb_op op = op_kcat(st, MB_OP_KCAT);
 		emit(st, PH_ATTN, &op, IN(y->kn, y->kr), OUT(y->k));
 	}
-	mb_op op = op_of(st, MB_OP_ATTN_FWD);
-	op.u.attn.batch = s->B, op.u.attn.seq = s->seq, op.u.attn.heads = H;
-	op.u.attn.kv_heads = Hk, op.u.attn.d_qk = s->dqk, op.u.attn.d_v = s->dv;
-	op.u.attn.scale = (float)(1.0 / sqrt((double)s->dqk)), op.u.attn.causal = 1;
+	mb_op op = op_attn(st, MB_OP_ATTN_FWD);
 	emit(st, PH_ATTN, &op, IN(y->q, y->k, y->v), OUT(y->o, y->lse));
 	y->hres = buf_f32(st, T * h);
 	lin(st, PH_ATTN, y->o, y->wo, y->hres, H * s->dv, h, 0);
@@ -373,15 +393,13 @@ static void ts_moe_fwd(ts_state *st, ts_layer *y, float *out)
 {
 	const ts_shape *s = &st->s;
 	const int64_t T = s->T, h = s->h, E = s->E, k = s->k, f = s->f, W = s->W;
-	const int64_t R = s->ep > 1 ? s->Rmax : s->P; /* rows of the grouped GEMMs */
+	const int64_t R = s->Rmax; /* rows of the grouped GEMMs */
 	y->logits = buf_f32(st, T * E), y->w = buf_f32(st, T * k), y->scores = buf_f32(st, T * E);
 	y->idx = buf_i32(st, T * k), y->pos = buf_i32(st, T * k), y->off = buf_i64(st, E + 1);
 	y->xs = buf_f32(st, s->P * h), y->ys = buf_f32(st, s->P * h);
 	y->gue = buf_f32(st, R * 2 * f), y->acte = buf_f32(st, R * f);
 	lin(st, PH_FFN, y->a2, y->wr, y->logits, h, E, 0);
-	mb_op op = op_of(st, MB_OP_ROUTER);
-	op.u.router.tokens = T, op.u.router.experts = E, op.u.router.top_k = k;
-	op.u.router.score = s->score, op.u.router.groups = s->G;
+	mb_op op = op_router(st, MB_OP_ROUTER);
 	emit(st, PH_FFN, &op, IN(y->logits), OUT(y->idx, y->w, y->scores));
 	op = op_perm(st, MB_OP_PERMUTE, T, E, k, 0);
 	emit(st, PH_FFN, &op, IN(y->a2, y->idx), OUT(y->xs, y->off, y->pos));
@@ -459,30 +477,23 @@ static void ts_attn_bwd(ts_state *st, ts_layer *y, const float *x)
 	const int64_t T = s->T, h = s->h, H = s->H, dn = s->dqk - s->rope;
 	const int64_t Hk = s->mla ? H : s->Hkv;
 	lin_bwd(st, PH_ATTN, y->o, y->wo, st->g, st->d_o, 0, H * s->dv, h);
-	mb_op op = op_of(st, MB_OP_ATTN_BWD);
-	op.u.attn.batch = s->B, op.u.attn.seq = s->seq, op.u.attn.heads = H;
-	op.u.attn.kv_heads = Hk, op.u.attn.d_qk = s->dqk, op.u.attn.d_v = s->dv;
-	op.u.attn.scale = (float)(1.0 / sqrt((double)s->dqk)), op.u.attn.causal = 1;
+	mb_op op = op_attn(st, MB_OP_ATTN_BWD);
 	emit(st, PH_ATTN, &op, IN(st->d_o, y->q, y->k, y->v, y->o, y->lse),
 	     OUT(st->dq, st->dk, st->dv));
-	if (!s->mla) {
+	/* the query's path first: it writes dA (beta 0), the others add to it */
+	if (s->ql) {
+		lin_bwd(st, PH_ATTN, y->cqn, y->wuq, st->dq, st->dcqn, 0, s->ql, H * s->dqk);
+		norm_bwd(st, PH_ATTN, st->dcqn, y->cq, y->gq, y->rstdq, st->dcq, 0, T, s->ql);
+		lin_bwd(st, PH_ATTN, y->a1, y->wdq, st->dcq, st->da, 0, h, s->ql);
+	} else {
 		lin_bwd(st, PH_ATTN, y->a1, y->wq, st->dq, st->da, 0, h, H * s->dqk);
+	}
+	if (!s->mla) {
 		lin_bwd(st, PH_ATTN, y->a1, y->wk, st->dk, st->da, 1, h, Hk * s->dqk);
 		lin_bwd(st, PH_ATTN, y->a1, y->wv, st->dv, st->da, 1, h, Hk * s->dv);
 	} else {
-		op = op_of(st, MB_OP_KCAT_BWD);
-		op.u.kcat.rows = T, op.u.kcat.heads = H, op.u.kcat.d_nope = dn;
-		op.u.kcat.d_rope = s->rope;
+		op = op_kcat(st, MB_OP_KCAT_BWD);
 		emit(st, PH_ATTN, &op, IN(st->dk), OUT(st->dkn, st->dkr));
-		if (s->ql) {
-			lin_bwd(st, PH_ATTN, y->cqn, y->wuq, st->dq, st->dcqn, 0, s->ql,
-				H * s->dqk);
-			norm_bwd(st, PH_ATTN, st->dcqn, y->cq, y->gq, y->rstdq, st->dcq, 0, T,
-				 s->ql);
-			lin_bwd(st, PH_ATTN, y->a1, y->wdq, st->dcq, st->da, 0, h, s->ql);
-		} else {
-			lin_bwd(st, PH_ATTN, y->a1, y->wq, st->dq, st->da, 0, h, H * s->dqk);
-		}
 		lin_bwd(st, PH_ATTN, y->ckvn, y->wuk, st->dkn, st->dckvn, 0, s->kvl, H * dn);
 		lin_bwd(st, PH_ATTN, y->ckvn, y->wuv, st->dv, st->dckvn, 1, s->kvl, H * s->dv);
 		norm_bwd(st, PH_ATTN, st->dckvn, y->ckv, y->gkv, y->rstdkv, st->dckv, 0, T, s->kvl);
@@ -506,7 +517,7 @@ static void ts_moe_bwd(ts_state *st, ts_layer *y)
 {
 	const ts_shape *s = &st->s;
 	const int64_t T = s->T, h = s->h, E = s->E, k = s->k, f = s->f;
-	const int64_t R = s->ep > 1 ? s->Rmax : s->P;
+	const int64_t R = s->Rmax;
 	if (s->S)
 		ts_dense_bwd(st, y, y->ws1, y->ws2, s->S * f, 0.0f);
 	mb_op op = op_perm(st, MB_OP_UNPERMUTE_BWD, T, E, k, 0);
@@ -533,9 +544,7 @@ static void ts_moe_bwd(ts_state *st, ts_layer *y)
 	}
 	op = op_perm(st, MB_OP_PERMUTE_BWD, T, E, k, s->S > 0);
 	emit(st, PH_FFN, &op, IN(st->dxs, y->pos), OUT(st->da));
-	op = op_of(st, MB_OP_ROUTER_BWD);
-	op.u.router.tokens = T, op.u.router.experts = E, op.u.router.top_k = k;
-	op.u.router.score = s->score, op.u.router.groups = s->G;
+	op = op_router(st, MB_OP_ROUTER_BWD);
 	emit(st, PH_FFN, &op, IN(st->dw, y->idx, y->w, y->scores), OUT(st->dlr));
 	lin_bwd(st, PH_FFN, y->a2, y->wr, st->dlr, st->da, 1, h, E);
 }
@@ -634,7 +643,7 @@ static int ts_init_data(ts_state *st)
 static int ts_buffers(ts_state *st)
 {
 	const ts_shape *s = &st->s;
-	const int64_t T = s->T, h = s->h, H = s->H, R = s->ep > 1 ? s->Rmax : s->P;
+	const int64_t T = s->T, h = s->h, H = s->H, R = s->Rmax;
 	const int64_t Hk = s->mla ? H : s->Hkv;
 	/* d(act) of a dense FFN, the shared experts or the routed experts */
 	const int64_t dact = max64(max64(s->Ld ? T * s->fd : 1, T * s->S * s->f),
@@ -683,8 +692,7 @@ static int ts_buffers(ts_state *st)
 					       (size_t)R * sizeof *one);
 		free(one);
 	}
-	st->red_n = max64(LOSS_CAP, 4 * s->W);
-	st->red = ts_buf(st, st->red_n, sizeof(double));
+	st->red = ts_buf(st, max64(LOSS_CAP, 4 * s->W), sizeof(double)); /* verify's sums */
 	st->loss_hist = calloc(LOSS_CAP, sizeof *st->loss_hist);
 	if (!st->loss_hist)
 		return mb_err(MB_ERR_NOMEM, "train_step: out of host memory");

@@ -32,7 +32,9 @@ typedef struct ts_shape {
 	 * top_k, vocab, seq, batch, ep */
 	int64_t L, Ld, h, H, Hkv, dqk, dv, ql, kvl, rope, fd, f, E, S, k, V, seq, B, ep;
 	int64_t T, P;       /* tokens per rank, routed pairs per rank */
-	int64_t W, El, Rmax; /* world size, local experts, rows an EP rank may receive */
+	/* world size, local experts, rows of the grouped GEMMs: what an EP rank
+	 * may receive, or P when ep = 1 */
+	int64_t W, El, Rmax;
 	int64_t G;           /* MoGE expert groups of the router; 0 = ungrouped */
 	int mla;
 	mb_score_fn score;
@@ -105,11 +107,9 @@ typedef struct ts_state {
 	double *loss_hist, loss_last;
 	int64_t steps;
 	float loss_h;
-	double *red;     /* device fp64 scratch for verify's allreduces */
-	int64_t red_n;
+	double *red; /* device fp64 scratch for verify's allreduces */
 	double phase_s[PH_N];
 	int profiled;
-	double replica_diff; /* verify: worst relative checksum difference over ranks */
 } ts_state;
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }

@@ -15,14 +15,14 @@
 #include <math.h>
 #include <string.h>
 
-/* RMSNORM_BWD sums d(gamma) over at most this many row chunks. */
 /* Loops over fewer elements run on the calling thread. cpu.c pauses the
  * OpenMP pool around every matmul, so a parallel region here first starts
- * its threads again: tens of microseconds on an idle machine, but a whole
- * scheduler slice (milliseconds) when the other cores are busy, which is
- * more than a one-core pass over 4 MiB costs (~0.5 ms). Nothing depends on
- * the thread count. */
+ * its threads again, which can cost a whole scheduler slice (milliseconds)
+ * when the other cores are busy: more than one core takes to stream 4 MiB
+ * (an estimate from a core's few GB/s, not a measurement). Nothing depends
+ * on the thread count. */
 #define PAR_MIN (1 << 20)
+/* RMSNORM_BWD sums d(gamma) over at most this many row chunks. */
 #define NORM_CHUNKS 64
 
 typedef struct train_scratch {
