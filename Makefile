@@ -8,7 +8,7 @@ ifeq ($(origin CXX),default)
 CXX      := g++
 endif
 BUILD    ?= build
-PKGS     := openblas hwloc libcjson ompi
+PKGS     := openblas hwloc libcjson ompi benchmark
 DEB_PKGS := libopenblas-dev libopenmpi-dev openmpi-bin libhwloc-dev libcjson-dev \
             libbenchmark-dev libcmocka-dev gnuplot-nox pkg-config
 
@@ -26,15 +26,19 @@ WARN     += -Wno-pass-failed
 endif
 SAN      ?=
 CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SAN) -D_GNU_SOURCE -fopenmp -MMD -MP $(PKG_CFLAGS) -I. $(CFLAGS)
-LDLIBS_ALL = $(SAN) -fopenmp $(PKG_LIBS) -lm $(LDLIBS)
+CXXFLAGS_ALL = -std=c++17 $(WARN) $(OPT) $(SAN) -D_GNU_SOURCE -fopenmp -MMD -MP $(PKG_CFLAGS) -I. $(CXXFLAGS)
+LDLIBS_ALL = $(SAN) -fopenmp $(PKG_LIBS) -lstdc++ -lm -ldl -lpthread $(LDLIBS)
 
 HARNESS  := harness/mb.c harness/params.c harness/stats.c harness/device.c harness/result.c \
             harness/sysinfo.c harness/sysinfo_pci.c harness/cost.c harness/runner.c harness/cli.c harness/cmd_run.c \
             harness/report.c harness/world.c
 SUITES   := suites/presets.c suites/ref.c suites/gmm.c suites/gmm_check.c suites/gemm.c suites/alltoall.c suites/suite.c suites/attention.c suites/ref_attn.c suites/train_step.c suites/train_step_graph.c
-HARDWARE := hardware/specs/specs.c hardware/null/null.c hardware/cpu/cpu.c hardware/cpu/cpu_comm.c hardware/cpu/cpu_attn.c hardware/cpu/cpu_train.c hardware/cpu/cpu_bf16.c
+HARDWARE := hardware/specs/specs.c hardware/null/null.c hardware/cpu/cpu.c hardware/cpu/cpu_comm.c hardware/cpu/cpu_attn.c hardware/cpu/cpu_train.c hardware/cpu/cpu_bf16.c \
+            $(wildcard hardware/power/*.c hardware/net/*.c)
+# The Google Benchmark shim (C++ inside, extern "C" outside).
+GBENCH   := $(wildcard harness/gbench/*.cc)
 LIB_SRC  := $(HARNESS) $(SUITES) $(HARDWARE)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(GBENCH:%.cc=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/harness/main.o
 BIN      := $(BUILD)/moebench
 
@@ -69,6 +73,10 @@ $(BUILD)/harness/sysinfo.o: CFLAGS_ALL += -I$(BUILD)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_ALL) -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
