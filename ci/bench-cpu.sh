@@ -28,7 +28,8 @@ mkdir -p "$OUT/results"
 q() { "$JSONQ" "$1" "$2"; }
 newest() { ls -t "$OUT"/results/*.json | head -n 1; }
 
-# gmm: 18 * pairs * hidden * ffn FLOPs with pairs = tokens * top_k.
+# gmm: 18 * pairs * hidden * ffn FLOPs with pairs = tokens * top_k (one device
+# holding 8 experts, ep=1, so that the pairs are exactly tokens * top_k).
 # The sgemm with the same FLOPs: m = pairs, k = hidden, n = 9 * ffn.
 TOKENS=4096 TOPK=2 HIDDEN=7168 FFN=2048
 PAIRS=$((TOKENS * TOPK))
@@ -37,7 +38,7 @@ r=1
 while [ $r -le "$ROUNDS" ]; do
 	$MOEBENCH run -b cpu -s gemm,gmm --model deepseek-v3 --preset standard -q \
 		--warmup 1 --iters "$ITERS" -o "$OUT/results" \
-		m=$PAIRS k=$HIDDEN n=$((9 * FFN)) tokens=$TOKENS top_k=$TOPK skew=0,1.2 ||
+		m=$PAIRS k=$HIDDEN n=$((9 * FFN)) tokens=$TOKENS top_k=$TOPK experts=8 ep=1 skew=0,1.2 ||
 		{ echo "bench: the gmm run failed" >&2; exit 1; }
 	f=$(newest)
 	$MOEBENCH run -b cpu -s gemm,attention,train_step --model deepseek-v3 --preset standard \

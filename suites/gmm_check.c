@@ -52,6 +52,9 @@
 #define SAMPLE_ENTRIES 64
 
 static const char method_full[] = "fp64 reference, all outputs";
+static const char method_recv_sampled[] =
+	"fp64 reference, sampled: Y, dX, dw at 32 received rows; 64 entries each of dW1 and "
+	"dW2; offsets in full";
 static const char method_sampled[] =
 	"fp64 reference, sampled: Y, dX, dlogits at 32 tokens; 64 entries each of dW1 and "
 	"dW2; dWr in full from the device's dlogits; routing, weights and offsets in full";
@@ -67,10 +70,10 @@ typedef struct gmm_cmp {
 /* What verify downloads and computes; freed in one place. */
 typedef struct gmm_host {
 	int32_t *idx;
-	int64_t *off, *start, *slot_of, *tok, *label;
-	float *w, *y, *dx, *dwr, *dl, *slice, *got;
-	double *sc, *wref, *ry, *rdx, *rdl, *rdw1, *rdw2, *rdwr, *dl64, *ref;
-	mb_ref_row *rows;
+	int64_t *off, *start, *slot_of, *tok, *label, *start2;
+	float *w, *y, *dx, *dwr, *dl, *dw, *slice, *got;
+	double *sc, *wref, *ry, *rdx, *rdl, *rdw, *rdw1, *rdw2, *rdwr, *dl64, *ref, *dwrow;
+	mb_ref_row *rows, *rows2;
 } gmm_host;
 
 static void host_free(gmm_host *hs)
@@ -78,7 +81,7 @@ static void host_free(gmm_host *hs)
 	void *p[] = {hs->idx, hs->off, hs->start, hs->slot_of, hs->tok, hs->label, hs->w,
 		     hs->y, hs->dx, hs->dwr, hs->dl, hs->slice, hs->got, hs->sc, hs->wref,
 		     hs->ry, hs->rdx, hs->rdl, hs->rdw1, hs->rdw2, hs->rdwr, hs->dl64,
-		     hs->ref, hs->rows};
+		     hs->ref, hs->rows, hs->start2, hs->dw, hs->rdw, hs->dwrow, hs->rows2};
 	for (size_t i = 0; i < MB_ARRAY_LEN(p); i++)
 		free(p[i]);
 }
@@ -148,39 +151,48 @@ static int vf_fetch(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
 {
 	const gmm_shape *s = &st->s;
 	const size_t T = (size_t)s->T, E = (size_t)s->E, K = (size_t)s->k, h = (size_t)s->h;
+	const int recv = GMM_RECV(s); /* no router: dw instead of dlogits and dWr */
+	const size_t E_r = recv ? 0 : E;
 	hs->idx = malloc(T * K * sizeof *hs->idx);
 	hs->off = malloc((E + 1) * sizeof *hs->off);
 	hs->w = malloc(T * K * sizeof *hs->w);
-	hs->dl = malloc(T * E * sizeof *hs->dl);
+	hs->dl = malloc((T * E_r + 1) * sizeof *hs->dl);
+	hs->dw = malloc(T * K * sizeof *hs->dw);
 	hs->y = malloc(T * h * sizeof *hs->y);
 	hs->dx = malloc(T * h * sizeof *hs->dx);
-	hs->dwr = malloc(h * E * sizeof *hs->dwr);
-	hs->sc = malloc(T * E * sizeof *hs->sc);
+	hs->dwr = malloc((h * E_r + 1) * sizeof *hs->dwr);
+	hs->sc = malloc((T * E_r + 1) * sizeof *hs->sc);
 	hs->wref = malloc(T * K * sizeof *hs->wref);
 	hs->rows = malloc(T * K * sizeof *hs->rows);
 	hs->start = malloc((E + 1) * sizeof *hs->start);
-	if (!hs->idx || !hs->off || !hs->w || !hs->dl || !hs->y || !hs->dx || !hs->dwr ||
-	    !hs->sc || !hs->wref || !hs->rows || !hs->start)
+	if (!hs->idx || !hs->off || !hs->w || !hs->dl || !hs->dw || !hs->y || !hs->dx ||
+	    !hs->dwr || !hs->sc || !hs->wref || !hs->rows || !hs->start)
 		return mb_err(MB_ERR_NOMEM, "gmm verify: out of host memory");
 	int rc = mb_dev_download(st->be, st->dev, hs->idx, st->buf[B_IDX], T * K * 4);
 	if (!rc)
 		rc = mb_dev_download(st->be, st->dev, hs->off, st->buf[B_OFF], (E + 1) * 8);
 	if (!rc)
 		rc = mb_dev_download(st->be, st->dev, hs->w, st->buf[B_W], T * K * 4);
-	if (!rc)
+	if (!rc && !recv)
 		rc = mb_dev_download(st->be, st->dev, hs->dl, st->buf[B_DLOGITS], T * E * 4);
+	if (!rc && recv)
+		rc = mb_dev_download(st->be, st->dev, hs->dw, st->buf[B_DW], T * K * 4);
 	if (!rc)
 		rc = mb_gmm_fetch(st, B_Y, 0, T * h, hs->y);
 	if (!rc)
 		rc = mb_gmm_fetch(st, B_DX, 0, T * h, hs->dx);
-	if (!rc)
+	if (!rc && !recv)
 		rc = mb_gmm_fetch(st, B_DWR, 0, h * E, hs->dwr);
 	if (rc)
 		return rc;
 	scan(c, "w", hs->w, (int64_t)(T * K), 0);
-	scan(c, "dlogits", hs->dl, (int64_t)(T * E), 0);
 	scan(c, "Y", hs->y, (int64_t)(T * h), 0);
 	scan(c, "dX", hs->dx, (int64_t)(T * h), 0);
+	if (recv) {
+		scan(c, "dw", hs->dw, (int64_t)(T * K), 0);
+		return 0;
+	}
+	scan(c, "dlogits", hs->dl, (int64_t)(T * E), 0);
 	scan(c, "dWr", hs->dwr, (int64_t)(h * E), 0);
 	return 0;
 }
@@ -193,6 +205,22 @@ static int64_t vf_out_of_group(const gmm_shape *s, const int32_t *idx)
 		if (idx[j] / (s->E / s->G) != j / (s->k / s->G))
 			return j;
 	return -1;
+}
+
+/* Group the pairs by expert (hs->rows, hs->start) and check the device's
+ * offsets against that grouping. */
+static void vf_offsets(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
+{
+	const mb_ref_moe m = mb_gmm_problem(st);
+	mb_ref_group(&m, hs->idx, hs->wref, NULL, hs->rows, hs->start);
+	for (int64_t e = 0; e <= st->s.E; e++) {
+		c->out->checked++;
+		if (hs->off[e] != hs->start[e]) {
+			c->out->mismatched++;
+			bad(c, "offsets[%lld] = %lld, the routing gives %lld", (long long)e,
+			    (long long)hs->off[e], (long long)hs->start[e]);
+		}
+	}
 }
 
 /* The device's routing against fp64 scores. Returns 1 if idx is unusable
@@ -210,6 +238,12 @@ static int vf_routing(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
 			o->mismatched++;
 			return 1;
 		}
+	if (GMM_RECV(s)) { /* received rows come routed: their weights are inputs */
+		for (int64_t i = 0; i < T * K; i++)
+			hs->wref[i] = hs->w[i];
+		vf_offsets(st, hs, c);
+		return 0;
+	}
 #pragma omp parallel for schedule(static)
 	for (int64_t t = 0; t < T; t++) {
 		mb_ref_logits(&m, t, hs->sc + t * E);
@@ -243,16 +277,31 @@ static int vf_routing(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
 				    (long long)t, (long long)K, lo, hi);
 		}
 	}
-	mb_ref_group(&m, hs->idx, hs->wref, NULL, hs->rows, hs->start);
-	for (int64_t e = 0; e <= E; e++) {
-		o->checked++;
-		if (hs->off[e] != hs->start[e]) {
-			o->mismatched++;
-			bad(c, "offsets[%lld] = %lld, the routing gives %lld", (long long)e,
-			    (long long)hs->off[e], (long long)hs->start[e]);
-		}
-	}
+	vf_offsets(st, hs, c);
 	cmp_rows(c, "w", hs->w, NULL, hs->wref, T, K, NULL);
+	return 0;
+}
+
+/* Every entry of dW1 and dW2 against the reference's (hs->rdw1, rdw2). */
+static int vf_dw_full(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
+{
+	const int64_t E = st->s.E, h = st->s.h, f = st->s.f;
+	hs->slice = malloc((size_t)(E * h * 2 * f) * sizeof(float));
+	if (!hs->slice)
+		return mb_err(MB_ERR_NOMEM, "gmm verify: out of host memory for the reference");
+	int rc = mb_gmm_fetch(st, B_DW1, 0, (size_t)(E * h * 2 * f), hs->slice);
+	if (rc)
+		return rc;
+	scan(c, "dW1", hs->slice, E * h * 2 * f, 0);
+	c->grp_rows = h;
+	cmp_rows(c, "dW1", hs->slice, NULL, hs->rdw1, E * h, 2 * f, NULL);
+	rc = mb_gmm_fetch(st, B_DW2, 0, (size_t)(E * f * h), hs->slice);
+	if (rc)
+		return rc;
+	scan(c, "dW2", hs->slice, E * f * h, 0);
+	c->grp_rows = f;
+	cmp_rows(c, "dW2", hs->slice, NULL, hs->rdw2, E * f, h, NULL);
+	c->grp_rows = 0;
 	return 0;
 }
 
@@ -267,8 +316,7 @@ static int vf_full(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
 	hs->rdwr = malloc((size_t)(h * E) * sizeof(double));
 	hs->rdw1 = malloc((size_t)(E * h * 2 * f) * sizeof(double));
 	hs->rdw2 = malloc((size_t)(E * f * h) * sizeof(double));
-	hs->slice = malloc((size_t)(E * h * 2 * f) * sizeof(float));
-	if (!hs->ry || !hs->rdx || !hs->rdl || !hs->rdwr || !hs->rdw1 || !hs->rdw2 || !hs->slice)
+	if (!hs->ry || !hs->rdx || !hs->rdl || !hs->rdwr || !hs->rdw1 || !hs->rdw2)
 		return mb_err(MB_ERR_NOMEM, "gmm verify: out of host memory for the reference");
 	int rc = mb_ref_moe_tokens(&m, hs->idx, hs->wref, hs->sc, NULL, T, hs->ry, hs->rdx,
 				   hs->rdl, hs->rdw1, hs->rdw2);
@@ -279,20 +327,7 @@ static int vf_full(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
 	cmp_rows(c, "dX", hs->dx, NULL, hs->rdx, T, h, NULL);
 	cmp_rows(c, "dlogits", hs->dl, NULL, hs->rdl, T, E, NULL);
 	cmp_rows(c, "dWr", hs->dwr, NULL, hs->rdwr, h, E, NULL);
-	rc = mb_gmm_fetch(st, B_DW1, 0, (size_t)(E * h * 2 * f), hs->slice);
-	if (rc)
-		return rc;
-	scan(c, "dW1", hs->slice, E * h * 2 * f, 0);
-	c->grp_rows = h;
-	cmp_rows(c, "dW1", hs->slice, NULL, hs->rdw1, E * h, 2 * f, NULL);
-	rc = mb_gmm_fetch(st, B_DW2, 0, (size_t)(E * f * h), hs->slice);
-	if (rc)
-		return rc;
-	scan(c, "dW2", hs->slice, E * f * h, 0);
-	c->grp_rows = f;
-	cmp_rows(c, "dW2", hs->slice, NULL, hs->rdw2, E * f, h, NULL);
-	c->grp_rows = 0;
-	return 0;
+	return vf_dw_full(st, hs, c);
 }
 
 /* The sampled tokens, n = min(tokens, 32): the first token of each non-empty
@@ -413,6 +448,74 @@ static int vf_sampled(const gmm_state *st, gmm_host *hs, gmm_cmp *c)
 	return rc;
 }
 
+/* Received rows (ep > 1): the expert FFNs over the rows of the listed
+ * tokens (slot_of as in mb_ref_group, NULL = all, nslots rows out): y, dx
+ * [nslots][hidden] and dw [nslots] (one choice per row), and with dw1, dw2
+ * (or NULL) every expert's weight gradients. */
+static int vf_recv_ref(const gmm_state *st, gmm_host *hs, const int64_t *slot_of,
+		       int64_t nslots, double *dw1, double *dw2)
+{
+	const gmm_shape *s = &st->s;
+	const int64_t T = s->T, E = s->E, h = s->h, f = s->f;
+	const mb_ref_moe m = mb_gmm_problem(st);
+	hs->rows2 = malloc((size_t)T * sizeof *hs->rows2);
+	hs->start2 = malloc((size_t)(E + 1) * sizeof *hs->start2);
+	hs->dwrow = malloc((size_t)T * sizeof *hs->dwrow);
+	hs->ry = calloc((size_t)(nslots * h), sizeof(double));
+	hs->rdx = calloc((size_t)(nslots * h), sizeof(double));
+	hs->rdw = malloc((size_t)nslots * sizeof(double));
+	if (!hs->rows2 || !hs->start2 || !hs->dwrow || !hs->ry || !hs->rdx || !hs->rdw)
+		return mb_err(MB_ERR_NOMEM, "gmm verify: out of host memory for the reference");
+	mb_ref_group(&m, hs->idx, hs->wref, slot_of, hs->rows2, hs->start2);
+	for (int64_t e = 0; e < E; e++) {
+		const int64_t r0 = hs->start2[e];
+		int rc = mb_ref_expert(&m, e, hs->rows2 + r0, hs->start2[e + 1] - r0, hs->ry,
+				       hs->rdx, hs->dwrow + r0, dw1 ? dw1 + e * h * 2 * f : NULL,
+				       dw2 ? dw2 + e * f * h : NULL);
+		if (rc)
+			return rc;
+	}
+	for (int64_t r = 0; r < hs->start2[E]; r++)
+		hs->rdw[hs->rows2[r].slot] = hs->dwrow[r];
+	return 0;
+}
+
+static int vf_recv(const gmm_state *st, gmm_host *hs, gmm_cmp *c, int full)
+{
+	const gmm_shape *s = &st->s;
+	const int64_t T = s->T, E = s->E, h = s->h, f = s->f;
+	int64_t nt = T;
+	if (full) {
+		hs->rdw1 = malloc((size_t)(E * h * 2 * f) * sizeof(double));
+		hs->rdw2 = malloc((size_t)(E * f * h) * sizeof(double));
+		if (!hs->rdw1 || !hs->rdw2)
+			return mb_err(MB_ERR_NOMEM, "gmm verify: out of host memory for the reference");
+	} else {
+		nt = T < SAMPLE_TOKENS ? T : SAMPLE_TOKENS;
+		const int64_t slice = h * 2 * f > f * h ? h * 2 * f : f * h;
+		hs->slot_of = malloc((size_t)T * sizeof *hs->slot_of);
+		hs->tok = malloc((size_t)nt * sizeof *hs->tok);
+		hs->slice = malloc((size_t)slice * sizeof *hs->slice);
+		hs->label = malloc(SAMPLE_ENTRIES * sizeof *hs->label);
+		hs->got = malloc(SAMPLE_ENTRIES * sizeof *hs->got);
+		hs->ref = malloc(SAMPLE_ENTRIES * sizeof *hs->ref);
+		if (!hs->slot_of || !hs->tok || !hs->slice || !hs->label || !hs->got || !hs->ref)
+			return mb_err(MB_ERR_NOMEM, "gmm verify: out of host memory for the reference");
+		vf_pick_tokens(st, hs);
+	}
+	int rc = vf_recv_ref(st, hs, full ? NULL : hs->slot_of, nt, hs->rdw1, hs->rdw2);
+	if (rc)
+		return rc;
+	const int64_t *at = full ? NULL : hs->tok;
+	cmp_rows(c, "Y", hs->y, at, hs->ry, nt, h, NULL);
+	cmp_rows(c, "dX", hs->dx, at, hs->rdx, nt, h, NULL);
+	cmp_rows(c, "dw", hs->dw, at, hs->rdw, nt, 1, NULL);
+	if (full)
+		return vf_dw_full(st, hs, c);
+	rc = vf_dw_entries(st, hs, c, 0);
+	return rc ? rc : vf_dw_entries(st, hs, c, 1);
+}
+
 int mb_gmm_verify(void *state, mb_check *out)
 {
 	const gmm_state *st = state;
@@ -424,12 +527,14 @@ int mb_gmm_verify(void *state, mb_check *out)
 					(double)s->T * s->E) +
 				 4.0 * (2.0 * s->E * s->h * s->f);
 	const int full = macs <= FULL_MACS && ref_bytes <= 2.0 * GIB;
-	out->method = full ? method_full : method_sampled;
+	out->method = full ? method_full : GMM_RECV(s) ? method_recv_sampled : method_sampled;
 	gmm_cmp c = {.out = out};
 	gmm_host hs = {0};
 	int rc = vf_fetch(st, &hs, &c);
 	if (!rc && !vf_routing(st, &hs, &c))
-		rc = full ? vf_full(st, &hs, &c) : vf_sampled(st, &hs, &c);
+		rc = GMM_RECV(s) ? vf_recv(st, &hs, &c, full)
+		     : full     ? vf_full(st, &hs, &c)
+				: vf_sampled(st, &hs, &c);
 	host_free(&hs);
 	if (rc)
 		return rc;

@@ -24,8 +24,15 @@ enum {
 };
 
 typedef struct gmm_shape {
-	int64_t T, h, f, E, k, P; /* tokens, hidden, ffn, experts, top_k, pairs */
+	/* The device's problem: T rows in, hidden, ffn, E experts held, k
+	 * choices per row, P = T k routed rows. With ep = 1 these are the
+	 * parameters; with ep > 1 (GMM_RECV) the rows are the R pairs the
+	 * device received, one choice each (k = 1), over its E = experts/ep
+	 * experts, and T = P = R once setup has routed the group. */
+	int64_t T, h, f, E, k, P;
 	int64_t G;                /* MoGE expert groups (backend.h ROUTER); 0 = ungrouped */
+	int64_t tokens, experts, top_k; /* the parameters: per device, of the model */
+	int64_t ep, ep_rank;      /* expert-parallel degree; the slice this device holds */
 	mb_dtype dt;
 	mb_score_fn score;
 	double skew;
@@ -42,7 +49,15 @@ typedef struct gmm_state {
 	float *x, *wr, *w1, *w2, *dy; /* host copies of the inputs, as uploaded */
 	float *bias;                  /* skew bias [experts], or NULL */
 	int64_t *off;                 /* host copy of the offsets, for info */
+	/* ep > 1: each received row's local expert and routing weight, and the
+	 * rows every device of the group received (for info). */
+	int32_t *ridx;
+	float *rw;
+	int64_t *recv;
 } gmm_state;
+
+/* The device computes received rows (ep > 1) rather than routing its own. */
+#define GMM_RECV(s) ((s)->ep > 1)
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 

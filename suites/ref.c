@@ -37,11 +37,16 @@ double mb_rand_uniform(uint64_t seed, uint64_t stream, uint64_t index)
 
 void mb_rand_fill(float *x, size_t n, uint64_t seed, uint64_t stream, double a)
 {
+	mb_rand_fill_at(x, n, seed, stream, 0, a);
+}
+
+void mb_rand_fill_at(float *x, size_t n, uint64_t seed, uint64_t stream, uint64_t first, double a)
+{
 	const uint64_t key = sm_key(seed, stream);
 	const double scale = 2.0 * a * 0x1p-53;
 #pragma omp parallel for schedule(static)
 	for (size_t i = 0; i < n; i++) {
-		double u = (double)(sm_mix(key + (i + 1) * GOLDEN) >> 11) * scale;
+		double u = (double)(sm_mix(key + (first + i + 1) * GOLDEN) >> 11) * scale;
 		x[i] = (float)(u - a);
 	}
 }

@@ -31,6 +31,10 @@ uint64_t mb_rand_u64(uint64_t seed, uint64_t stream, uint64_t index);
 double mb_rand_uniform(uint64_t seed, uint64_t stream, uint64_t index);
 /* x[i] = uniform in [-a, a) for element i of (seed, stream), i in [0, n). */
 void mb_rand_fill(float *x, size_t n, uint64_t seed, uint64_t stream, double a);
+/* The same for elements first .. first+n-1 of the stream: x[i] is element
+ * first + i, so a slice of a tensor can be made without the whole. */
+void mb_rand_fill_at(float *x, size_t n, uint64_t seed, uint64_t stream, uint64_t first,
+		     double a);
 
 /* ---- routing ---- */
 
