@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../hardware/net/net.h"
+#include "../hardware/power/power.h"
 #include "cli.h"
 #include "result.h"
 #include "sysinfo.h"
@@ -138,22 +140,53 @@ int mb_cmd_list(const mb_registry *reg, int argc, char **argv)
 	return MB_EXIT_OK;
 }
 
+/* The power sources as probed (each with why it is unavailable) and the
+ * interfaces whose counters a run records. */
+static void add_telemetry(cJSON *root, const char *sysfs_root, const char *power_cmd)
+{
+	mb_power *pw = NULL;
+	const mb_power_opts po = {.sysfs_root = sysfs_root, .cmd = power_cmd};
+	cJSON *src = mb_power_open(&po, &pw) ? NULL : mb_power_sources_json(pw);
+	mb_power_close(pw);
+	if (src)
+		cJSON_AddItemToObject(root, "power_sources", src);
+	else
+		cJSON_AddStringToObject(root, "power_sources", mb_errmsg());
+	mb_net_snap *snap = NULL;
+	cJSON *ifs = mb_net_snapshot(sysfs_root, &snap) ? NULL : mb_net_inventory_json(snap);
+	mb_net_snap_free(snap);
+	if (ifs)
+		cJSON_AddItemToObject(root, "interfaces", ifs);
+	else
+		cJSON_AddNullToObject(root, "interfaces");
+}
+
 int mb_cmd_info(const mb_registry *reg, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {0}};
-	const char *out = NULL;
+		{"output", required_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		{"sysfs-root", required_argument, NULL, 'R'},
+		{"power-cmd", required_argument, NULL, 'C'},
+		{0}};
+	const char *out = NULL, *root_dir = NULL, *power_cmd = NULL;
 	int c;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		if (c == 'o') {
 			out = optarg;
+		} else if (c == 'R') {
+			root_dir = optarg;
+		} else if (c == 'C') {
+			power_cmd = optarg;
 		} else if (c == 'h') {
-			printf("usage: moebench info [-o FILE]\n\n"
+			printf("usage: moebench info [-o FILE] [--power-cmd CMD] [--sysfs-root DIR]\n\n"
 			       "The system inventory (hosts, CPUs, memory, caches, accelerators, NICs),\n"
-			       "the build (compiler, flags, library versions) and the recorded\n"
-			       "environment, as JSON: to FILE, or to stdout without -o.\n");
+			       "the build (compiler, flags, library versions), the recorded\n"
+			       "environment, every power source with why it is unavailable (the one a\n"
+			       "run would use is \"chosen\") and the network interfaces whose counters a\n"
+			       "run records, as JSON: to FILE, or to stdout without -o.\n");
 			return MB_EXIT_OK;
 		} else {
 			return mb_usage_error(MB_EXIT_USAGE, "info: unknown option or missing value "
@@ -184,6 +217,7 @@ int mb_cmd_info(const mb_registry *reg, int argc, char **argv)
 		cJSON_AddItemToArray(bes, b);
 	}
 	cJSON_AddItemToObject(root, "backends", bes);
+	add_telemetry(root, root_dir, power_cmd);
 	char *text = cJSON_Print(root);
 	cJSON_Delete(root);
 	if (!text)

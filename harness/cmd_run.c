@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../hardware/power/power.h"
 #include "cli.h"
 #include "runner.h"
 #include "sysinfo.h"
@@ -40,13 +41,30 @@ static void run_help(const mb_registry *reg)
 	       "      --seed N         seed of all generated data, 0..2^64-1 (default 42)\n"
 	       "  -o, --output DIR     where the result file goes (default results)\n"
 	       "  -q, --quiet          no table on stdout\n"
+	       "      --power-hz HZ    power sampling rate over each case's timed iterations,\n"
+	       "                       0 (off) or 0.1..1000 (default 10); the source is the\n"
+	       "                       first that works of NVML, Ascend DCMI, --power-cmd,\n"
+	       "                       RAPL, hwmon (moebench info lists them)\n"
+	       "      --power-cmd CMD  a command that prints watts (a PDU or BMC reader, e.g.\n"
+	       "                       'ipmitool dcmi power reading' wrapped to print a number);\n"
+	       "                       split on spaces, run without a shell, bounded in time\n"
+	       "      --timeout S      the longest any rank may take for one step (a case's\n"
+	       "                       setup, one iteration, the check), 0..604800 s; past it\n"
+	       "                       the run stops with exit 4 and the result file says\n"
+	       "                       which step on which rank. 0 (default): 30 min for setup\n"
+	       "                       and the check, and for an iteration the larger of 60 s\n"
+	       "                       and 20x the slowest warm-up iteration\n"
+	       "      --net-all        list loopback and idle interfaces in the counter deltas\n"
+	       "      --sysfs-root DIR read sensors and counters under DIR, not /sys (tests)\n"
 	       "  key=value            a suite parameter (moebench list shows them). Numbers take\n"
 	       "                       K/M/G suffixes (4K = 4096). Sweeps make several cases:\n"
 	       "                       tokens=1K..16K*2 (x2 steps), ffn=256..1024+256, top_k=1,2,8\n\n"
 	       "Options and key=value parameters may come in any order.\n"
 	       "Precedence: parameter default < model and size preset < key=value.\n"
 	       "Exit: 0 all ok or skipped, 1 a case invalid or errored, 2 bad input,\n"
-	       "3 backend unavailable, 128+N stopped by signal N (file status interrupted).\n",
+	       "3 backend unavailable, 4 a rank made no progress within --timeout (file status\n"
+	       "failed), 128+N stopped by signal N (file status interrupted; failed when ranks\n"
+	       "were left waiting for each other).\n",
 	       reg->default_suites);
 }
 
@@ -96,7 +114,23 @@ typedef struct run_args {
 	mb_run_opts o;
 	const char *outdir;
 	const char *backend, *suites, *model, *size;
+	mb_power_opts power;
+	int power_off;       /* --power-hz 0 */
+	char power_why[320]; /* why the sampler is missing */
 } run_args;
+
+/* A rate in Hz: 0 (off) or 0.1..1000. */
+static int parse_hz(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v == 0.0 || (v >= 0.1 && v <= 1000.0)))
+		return mb_err(MB_ERR_USAGE, "--power-hz: '%s' is not 0 (off) or a rate in 0.1..1000",
+			      s);
+	*out = v;
+	return 0;
+}
 
 static int parse_args(const mb_registry *reg, int argc, char **argv, run_args *a)
 {
@@ -106,6 +140,9 @@ static int parse_args(const mb_registry *reg, int argc, char **argv, run_args *a
 		{"warmup", required_argument, NULL, 'w'},  {"iters", required_argument, NULL, 'n'},
 		{"seed", required_argument, NULL, 'S'},    {"output", required_argument, NULL, 'o'},
 		{"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
+		{"power-hz", required_argument, NULL, 'H'}, {"power-cmd", required_argument, NULL, 'C'},
+		{"net-all", no_argument, NULL, 'N'},       {"sysfs-root", required_argument, NULL, 'R'},
+		{"timeout", required_argument, NULL, 'T'},
 		{0}};
 	unsigned long long v;
 	int c, rc = 0;
@@ -132,6 +169,21 @@ static int parse_args(const mb_registry *reg, int argc, char **argv, run_args *a
 		case 'S':
 			rc = parse_uint("--seed", optarg, ~0ull, &v);
 			a->o.seed = v;
+			break;
+		case 'H':
+			rc = parse_hz(optarg, &a->power.hz);
+			a->power_off = !rc && a->power.hz == 0.0;
+			break;
+		case 'C': a->power.cmd = optarg; break;
+		case 'N': a->o.net_all = 1; break;
+		case 'T':
+			rc = parse_uint("--timeout", optarg, 604800, &v);
+			a->o.timeout_s = (double)v;
+			break;
+		case 'R':
+			a->power.sysfs_root = a->o.sysfs_root = optarg;
+			if (!optarg[0])
+				rc = mb_err(MB_ERR_USAGE, "--sysfs-root: an empty path");
 			break;
 		case 'h': run_help(reg); return 1;
 		default:
@@ -212,6 +264,47 @@ static void install_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
+/* Each rank's host and node, and the most ranks a node has, for the
+ * result. The gather is collective: a rank that cannot hold a host name
+ * per rank stops with a message rather than leave the others waiting. */
+static void world_facts(const mb_world *w, mb_run *run)
+{
+	int *per = calloc((size_t)w->nodes, sizeof *per);
+	run->hosts = calloc((size_t)w->size, sizeof *run->hosts);
+	if (!per || !run->hosts) {
+		fprintf(stderr, "moebench: rank %d: out of memory for the host list\n", w->rank);
+		abort();
+	}
+	mb_world_hosts(w, run->hosts);
+	run->nodes = w->nodes;
+	run->nodes_from = w->nodes_from;
+	run->node_of = w->node_of;
+	for (int i = 0; i < w->size; i++) {
+		const int n = ++per[w->node_of ? w->node_of[i] : 0];
+		run->ranks_per_node = n > run->ranks_per_node ? n : run->ranks_per_node;
+	}
+	free(per);
+}
+
+/* The power sampler, on each node's first rank (the runner sums the nodes);
+ * rate 0 turns it off. The options were checked before any work. */
+static void open_power(run_args *a, const mb_world *w)
+{
+	a->o.power = NULL;
+	if (a->power_off) {
+		a->o.power_off = "power sampling is off (--power-hz 0)";
+		return;
+	}
+	if (w->local_rank != 0)
+		return;
+	if (mb_power_open(&a->power, &a->o.power)) {
+		a->o.power = NULL;
+		snprintf(a->power_why, sizeof a->power_why, "the power sampler did not start: %s",
+			 mb_errmsg());
+		a->o.power_off = a->power_why;
+	}
+}
+
 static int run_cases(run_args *a, mb_case_spec *cases, int ncases, mb_world *w, int argc,
 		     char **argv)
 {
@@ -259,21 +352,40 @@ static int run_cases(run_args *a, mb_case_spec *cases, int ncases, mb_world *w, 
 	run.world_size = w->size;
 	run.world_rank = w->rank;
 	run.launcher = w->launcher;
+	world_facts(w, &run);
 	run.system = mb_sysinfo_system();
 	run.build = mb_sysinfo_build();
 	run.environment = mb_sysinfo_environment();
 
 	a->o.world = w;
+	open_power(a, w);
 	install_signals();
 	code = mb_runner_run(&a->o, dev, cases, ncases, &run, w->rank == 0 ? path : NULL);
+	mb_power_close(a->o.power);
 	if (w->rank == 0 && !a->o.quiet)
 		printf("result: %s\n", path);
 	mb_run_free(&run);
+	free(run.hosts);
 	cJSON_Delete(run.system);
 	cJSON_Delete(run.build);
 	cJSON_Delete(run.environment);
 	mb_dev_close(be, dev);
 	return code;
+}
+
+/* What each case needs of the world (suite.h world_fits), before any work;
+ * every rank finds the same, rank 0 says it. */
+static int world_fits(const mb_case_spec *cases, int ncases, const mb_world *w)
+{
+	for (int i = 0; i < ncases; i++) {
+		const mb_suite *su = cases[i].suite;
+		if (su->world_fits && su->world_fits(&cases[i].params, w->size)) {
+			if (w->rank != 0)
+				return MB_EXIT_USAGE;
+			return mb_usage_error(MB_EXIT_USAGE, "%s", mb_errmsg());
+		}
+	}
+	return 0;
 }
 
 int mb_cmd_run(const mb_registry *reg, int argc, char **argv)
@@ -305,7 +417,9 @@ int mb_cmd_run(const mb_registry *reg, int argc, char **argv)
 		free(cases);
 		return mb_usage_error(MB_EXIT_NODEV, "%s", mb_errmsg());
 	}
-	int code = run_cases(&a, cases, ncases, &w, argc + 1, argv - 1);
+	int code = world_fits(cases, ncases, &w);
+	if (!code)
+		code = run_cases(&a, cases, ncases, &w, argc + 1, argv - 1);
 	free(cases);
 	mb_world_finalize(&w);
 	return code;

@@ -36,6 +36,7 @@ static void usage(FILE *f)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nexit codes: 0 all cases ok or skipped; 1 a case invalid or errored;\n"
 		   "2 usage or input error; 3 backend or device unavailable;\n"
+		   "4 a rank made no progress within --timeout (moebench run --help);\n"
 		   "128+N stopped by signal N (the result file stays valid).\n");
 }
 

@@ -34,6 +34,7 @@ enum {
 	MB_EXIT_FAIL = 1,  /* some case invalid or errored, or a regression */
 	MB_EXIT_USAGE = 2, /* usage or input error */
 	MB_EXIT_NODEV = 3, /* backend or device unavailable */
+	MB_EXIT_TIMEOUT = 4, /* a rank made no progress within --timeout (the watchdog) */
 };
 
 /* Record the message for the failure being returned; returns code so that

@@ -199,7 +199,115 @@ static void add_check(cJSON *c, const mb_case_result *r)
 	cJSON_AddStringToObject(o, "detail", k->detail);
 }
 
-static cJSON *case_json(const mb_case_result *r)
+/* Who ran: launcher, nodes, and each rank's host and node (one entry a
+ * rank: the file grows linearly with the ranks). */
+static void add_world(cJSON *root, const mb_run *run)
+{
+	cJSON *w = cJSON_AddObjectToObject(root, "world");
+	cJSON_AddNumberToObject(w, "size", run->world_size);
+	cJSON_AddNumberToObject(w, "nodes", run->nodes > 0 ? run->nodes : 1);
+	cJSON_AddNumberToObject(w, "ranks_per_node",
+				run->ranks_per_node > 0 ? run->ranks_per_node : run->world_size);
+	cJSON_AddStringToObject(w, "launcher", run->launcher ? run->launcher : "none");
+	cJSON_AddStringToObject(w, "nodes_from", run->nodes_from ? run->nodes_from : "one process");
+	cJSON *hosts = cJSON_AddArrayToObject(w, "hosts");
+	cJSON *nodes = cJSON_AddArrayToObject(w, "node_of_rank");
+	for (int i = 0; i < run->world_size; i++) {
+		if (run->hosts)
+			cJSON_AddItemToArray(hosts, cJSON_CreateString(run->hosts[i]));
+		cJSON_AddItemToArray(nodes, cJSON_CreateNumber(run->node_of ? run->node_of[i] : 0));
+	}
+}
+
+/* Several ranks: every rank's own median, and the slowest. */
+static void add_ranks(cJSON *c, const mb_run *run, const mb_case_result *r)
+{
+	if (!r->rank_p50 || run->world_size < 2)
+		return;
+	cJSON *o = cJSON_AddObjectToObject(c, "ranks");
+	cJSON *a = cJSON_AddArrayToObject(o, "p50_s");
+	for (int i = 0; i < run->world_size; i++)
+		mb_json_push_num(a, r->rank_p50[i]);
+	cJSON_AddNumberToObject(o, "slowest_rank", r->slowest_rank);
+	cJSON_AddStringToObject(o, "slowest_host",
+				run->hosts ? run->hosts[r->slowest_rank] : "unknown");
+}
+
+/* Power over the timed iterations (SCHEMA.md "power"): energy per token
+ * counts every rank's tokens of every timed iteration. */
+static void add_power(cJSON *c, const mb_run *run, const mb_case_result *r)
+{
+	if (!r->has_power) {
+		cJSON_AddNullToObject(c, "power");
+		cJSON_AddStringToObject(c, "power_reason",
+					r->power_reason[0] ? r->power_reason : "not measured");
+		return;
+	}
+	const mb_power_reading *p = &r->power;
+	cJSON *o = cJSON_AddObjectToObject(c, "power");
+	cJSON_AddStringToObject(o, "source", p->source);
+	cJSON_AddStringToObject(o, "scope", p->scope);
+	mb_json_add_num(o, "nodes", r->power_nodes);
+	mb_json_add_num(o, "samples", (double)p->samples);
+	mb_json_add_num(o, "failed_samples", (double)p->failed);
+	mb_json_add_num(o, "rate_hz", p->rate_hz);
+	cJSON_AddBoolToObject(o, "insufficient", p->insufficient);
+	mb_json_add_num(o, "duration_s", p->duration_s);
+	mb_json_add_num(o, "max_gap_s", p->max_gap_s);
+	mb_json_add_num(o, "avg_w", p->avg_w);
+	mb_json_add_num(o, "peak_w", p->peak_w);
+	if (r->power_nodes > 1)
+		cJSON_AddStringToObject(o, "peak_w_is", "the sum of each node's peak: an upper "
+							"bound on the job's peak");
+	mb_json_add_num(o, "energy_j", p->energy_j);
+	cJSON_AddStringToObject(o, "energy_from", p->from_counter ? "energy counter"
+								 : "integrated power samples");
+	const double tokens = r->has_cost ? r->cost.tokens * run->world_size * r->nsamples : 0.0;
+	mb_json_add_num(o, "j_per_token", tokens > 0 ? p->energy_j / tokens : NAN);
+	mb_json_add_num(o, "tokens_per_j", tokens > 0 && p->energy_j > 0 ? tokens / p->energy_j
+									  : NAN);
+	cJSON_AddStringToObject(o, "note", p->reason);
+}
+
+/* Bytes between ranks over the timed iterations: what the suite sent
+ * (app) and what the interface counters saw (SCHEMA.md "interconnect"). */
+static void add_interconnect(cJSON *c, const mb_run *run, const mb_case_result *r)
+{
+	cJSON *o = cJSON_AddObjectToObject(c, "interconnect");
+	if (!o)
+		return;
+	const double n = (double)run->world_size * r->nsamples;
+	if (r->has_cost && r->cost.comm_bytes > 0 && r->nsamples > 0) {
+		cJSON *a = cJSON_AddObjectToObject(o, "app");
+		mb_json_add_num(a, "ranks", run->world_size);
+		mb_json_add_num(a, "iterations", r->nsamples);
+		mb_json_add_num(a, "bytes_to_other_ranks", r->cost.comm_bytes * n);
+		mb_json_add_num(a, "bytes_inside_node",
+				(r->cost.comm_bytes - r->cost.comm_bytes_inter) * n);
+		mb_json_add_num(a, "bytes_across_nodes", r->cost.comm_bytes_inter * n);
+	} else {
+		cJSON_AddNullToObject(o, "app");
+		cJSON_AddStringToObject(o, "app_reason",
+					r->nsamples ? "the case sent nothing to other ranks"
+						    : "no timed iterations");
+	}
+	if (r->net) {
+		cJSON *k = cJSON_AddObjectToObject(o, "counters");
+		mb_json_add_num(k, "nodes", r->net_nodes);
+		mb_json_add_num(k, "tx_bytes", r->net_tx_bytes);
+		mb_json_add_num(k, "rx_bytes", r->net_rx_bytes);
+		cJSON_AddStringToObject(k, "note", r->net_note);
+		cJSON *ifs = cJSON_Duplicate(r->net, 1);
+		if (ifs)
+			cJSON_AddItemToObject(k, "interfaces", ifs);
+	} else {
+		cJSON_AddNullToObject(o, "counters");
+		cJSON_AddStringToObject(o, "counters_reason",
+					r->net_reason[0] ? r->net_reason : "not measured");
+	}
+}
+
+static cJSON *case_json(const mb_run *run, const mb_case_result *r)
 {
 	cJSON *c = cJSON_CreateObject();
 	if (!c)
@@ -214,15 +322,13 @@ static cJSON *case_json(const mb_case_result *r)
 	mb_json_add_num(c, "verify_s", r->verify_s);
 	add_cost_metrics(c, r);
 	add_stats(c, r);
+	add_ranks(c, run, r);
 	add_check(c, r);
 	cJSON *info = cJSON_AddObjectToObject(c, "info");
 	for (int i = 0; i < r->info.n; i++)
 		mb_json_add_num(info, r->info.kv[i].key, r->info.kv[i].val);
-	cJSON_AddNullToObject(c, "power");
-	cJSON_AddStringToObject(c, "power_reason", "not measured: no power telemetry in this build");
-	cJSON_AddNullToObject(c, "interconnect");
-	cJSON_AddStringToObject(c, "interconnect_reason",
-				"not measured: no interconnect telemetry in this build");
+	add_power(c, run, r);
+	add_interconnect(c, run, r);
 	return c;
 }
 
@@ -281,11 +387,7 @@ cJSON *mb_result_to_json(const mb_run *run)
 	add_borrowed(root, "build", run->build);
 	add_borrowed(root, "system", run->system);
 
-	cJSON *w = cJSON_AddObjectToObject(root, "world");
-	cJSON_AddNumberToObject(w, "size", run->world_size);
-	cJSON_AddNumberToObject(w, "nodes", 1);
-	cJSON_AddNumberToObject(w, "ranks_per_node", run->world_size);
-	cJSON_AddStringToObject(w, "launcher", run->launcher ? run->launcher : "none");
+	add_world(root, run);
 	add_device(root, run);
 
 	cJSON *cfg = cJSON_AddObjectToObject(root, "config");
@@ -302,7 +404,7 @@ cJSON *mb_result_to_json(const mb_run *run)
 
 	cJSON *res = cJSON_AddArrayToObject(root, "results");
 	for (int i = 0; i < run->ncases; i++) {
-		cJSON *c = case_json(&run->cases[i]);
+		cJSON *c = case_json(run, &run->cases[i]);
 		if (!c) {
 			cJSON_Delete(root);
 			return NULL;

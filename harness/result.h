@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../hardware/power/power.h"
 #include "../suites/suite.h"
 #include "stats.h"
 
@@ -53,13 +54,31 @@ typedef struct mb_case_result {
 	mb_case_info info;
 	char start_time[40];  /* ISO 8601 UTC */
 	double setup_s, run_s, verify_s; /* wall time of each phase */
+	/* Power over the timed iterations: rank 0's reading with energy,
+	 * average and peak summed over power_nodes nodes; has_power 0: null,
+	 * power_reason says why. */
+	int has_power, power_nodes;
+	mb_power_reading power;
+	char power_reason[512];
+	/* Interface counters over the timed iterations: rank 0's node's
+	 * interfaces (owned; NULL: null with net_reason), and the listed
+	 * interfaces' bytes summed over net_nodes nodes. */
+	cJSON *net;
+	double net_tx_bytes, net_rx_bytes;
+	int net_nodes;
+	char net_reason[256];
+	char net_note[256];   /* what the snapshot could not see (net.h), or "" */
+	/* Several ranks: each rank's median over its own samples ([world
+	 * size], owned), and the rank with the largest. */
+	double *rank_p50;
+	int slowest_rank;
 } mb_case_result;
 
 typedef struct mb_run {
 	char run_id[80];
 	char start_time[40], end_time[40];
 	mb_run_status status;
-	char status_reason[256];
+	char status_reason[640];
 	int argc;
 	char **argv;
 	const char *backend;
@@ -72,6 +91,10 @@ typedef struct mb_run {
 	int warmup, iters;
 	int world_size, world_rank;
 	const char *launcher;  /* "none", "mpirun", "srun" */
+	int nodes, ranks_per_node; /* nodes, and the most ranks on one */
+	const char *nodes_from; /* how nodes were found (static) */
+	const int *node_of;    /* [world_size] each rank's node, or NULL; borrowed */
+	char (*hosts)[64];     /* [world_size] each rank's host, or NULL; owned */
 	cJSON *system;         /* from mb_sysinfo_system(); borrowed */
 	cJSON *build;          /* from mb_sysinfo_build(); borrowed */
 	cJSON *environment;    /* from mb_sysinfo_environment(); borrowed */

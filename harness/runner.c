@@ -1,18 +1,38 @@
 /* runner.c: case expansion and the timed loop (runner.h, suite.h). */
 #include "mb.h"
 
+#include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "../hardware/net/net.h"
+#include "../hardware/power/power.h"
 #include "cost.h"
 #include "runner.h"
+#include "watchdog.h"
 
 static volatile sig_atomic_t stop_signal;
 
 void mb_runner_interrupt(int signo) { stop_signal = signo; }
+
+static int signalled(void) { return stop_signal; }
+
+/* The result file and run->ncases: the main thread appends and saves under
+ * it, the watchdog writes the last words under it. */
+static pthread_mutex_t save_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* With no --timeout: setup and the check may take this long... */
+#define STEP_TIMEOUT_S 1800.0
+/* ...and a timed iteration the larger of a minute and 20 times the slowest
+ * warm-up iteration (or STEP_TIMEOUT_S without warm-up). */
+#define ITER_TIMEOUT_MIN_S 60.0
+#define ITER_TIMEOUT_FACTOR 20.0
 
 /* ---- expansion ---------------------------------------------------------- */
 
@@ -174,18 +194,23 @@ static void print_row(const mb_case_result *r)
 
 static int interrupted(void) { return stop_signal != 0; }
 
-static const mb_world solo = {.rank = 0, .size = 1, .launcher = "none"};
+static const mb_world solo = {
+	.rank = 0, .size = 1, .launcher = "none", .nodes = 1, .local_size = 1};
 
 /* Launch and sync n iterations; samples (if given) get one time each. With
  * several ranks every iteration starts after a barrier (untimed), so each
  * sample is one iteration on every rank; the runner then keeps, per
- * iteration, the slowest rank's time. */
+ * iteration, the slowest rank's time. Each iteration, barrier included,
+ * must end within limit seconds (the watchdog); *slowest gets the longest. */
 static int iterate(const mb_suite *su, void *st, const mb_backend *be, mb_dev *dev, int n,
-		   double *samples, const mb_world *w)
+		   double *samples, const mb_world *w, const char *label, double limit,
+		   double *slowest)
 {
 	for (int i = 0; i < n; i++) {
 		if (interrupted())
 			return 1;
+		mb_watchdog_arm(label, samples ? "timed iteration" : "warm-up iteration", i, limit);
+		const uint64_t t = mb_now_ns();
 		if (w->size > 1)
 			mb_world_barrier(w);
 		uint64_t t0 = mb_now_ns();
@@ -193,10 +218,13 @@ static int iterate(const mb_suite *su, void *st, const mb_backend *be, mb_dev *d
 		if (!rc)
 			rc = mb_dev_sync(be, dev);
 		uint64_t t1 = mb_now_ns();
+		mb_watchdog_disarm();
 		if (rc)
 			return rc;
 		if (samples)
 			samples[i] = (double)(t1 - t0) * 1e-9;
+		if (slowest && (double)(t1 - t) * 1e-9 > *slowest)
+			*slowest = (double)(t1 - t) * 1e-9;
 	}
 	return 0;
 }
@@ -239,21 +267,152 @@ static void combine_checks(const mb_world *w, mb_check *c)
 	c->max_abs_err = worst[1];
 }
 
+/* ---- telemetry over the timed iterations ----
+ *
+ * Each node's first rank (local rank 0) samples power and snapshots the
+ * interface counters, which are node-wide; the other ranks of the node
+ * would only count the same watts and bytes again. At the end every rank
+ * joins one sum, so rank 0 gets the totals over the nodes. */
+
+typedef struct telemetry {
+	int lead;           /* this rank samples for its node */
+	int power_on;       /* a power region is open */
+	mb_net_snap *net0;  /* counters at the start, or NULL */
+} telemetry;
+
+/* The counters are read between barriers, so that every byte of the
+ * region has been received when they are read and none of the warm-up's is
+ * still in flight (untimed: the samples are taken inside). */
+static void telemetry_begin(const mb_run_opts *o, const mb_world *w, telemetry *t)
+{
+	memset(t, 0, sizeof *t);
+	t->lead = w->local_rank == 0;
+	mb_world_barrier(w);
+	if (!t->lead)
+		return;
+	if (mb_net_snapshot(o->sysfs_root, &t->net0))
+		t->net0 = NULL;
+	t->power_on = o->power && mb_power_start(o->power) == 0;
+}
+
+/* A number of a tree we built: a cJSON number or exact raw text
+ * (mb_json_add_num); 0 for null (an unknown delta). */
+static double tree_num(const cJSON *x)
+{
+	if (cJSON_IsNumber(x))
+		return x->valuedouble;
+	return cJSON_IsRaw(x) && x->valuestring ? strtod(x->valuestring, NULL) : 0.0;
+}
+
+/* The listed interfaces' bytes (the delta array's tx_bytes, rx_bytes). */
+static void net_sum(const cJSON *ifs, double *tx, double *rx)
+{
+	const cJSON *it;
+	*tx = *rx = 0.0;
+	cJSON_ArrayForEach(it, ifs) {
+		*tx += tree_num(cJSON_GetObjectItemCaseSensitive(it, "tx_bytes"));
+		*rx += tree_num(cJSON_GetObjectItemCaseSensitive(it, "rx_bytes"));
+	}
+}
+
+static void telemetry_end(const mb_run_opts *o, const mb_world *w, telemetry *t,
+			  mb_case_result *r)
+{
+	mb_power_reading pw = {0};
+	int pw_ok = t->power_on && mb_power_stop(o->power, &pw) == 0 && pw.valid;
+	mb_net_snap *net1 = NULL;
+	cJSON *ifs = NULL;
+	double tx = 0.0, rx = 0.0;
+	mb_world_barrier(w);
+	if (t->lead && t->net0 && mb_net_snapshot(o->sysfs_root, &net1) == 0) {
+		ifs = mb_net_delta_json(t->net0, net1, o->net_all);
+		net_sum(ifs, &tx, &rx);
+		mb_strlcpy(r->net_note, mb_net_snap_note(net1), sizeof r->net_note);
+	}
+	/* sums over the nodes: energy, average and peak watts, nodes that had
+	 * a reading, nodes that did not; counter bytes, nodes with counters */
+	double v[8] = {pw_ok ? pw.energy_j : 0, pw_ok ? pw.avg_w : 0, pw_ok ? pw.peak_w : 0,
+		       t->lead && pw_ok, t->lead && !pw_ok, tx, rx, t->lead && ifs};
+	mb_world_sum(w, v, 8);
+	if (pw_ok && v[4] == 0) {
+		r->has_power = 1;
+		r->power = pw;
+		r->power.energy_j = v[0];
+		r->power.avg_w = v[1];
+		r->power.peak_w = v[2];
+		r->power_nodes = (int)v[3];
+	} else if (!o->power) {
+		mb_strlcpy(r->power_reason, o->power_off ? o->power_off : "power sampling is off",
+			   sizeof r->power_reason);
+	} else if (t->power_on && !pw.valid) {
+		mb_strlcpy(r->power_reason, pw.reason, sizeof r->power_reason);
+	} else {
+		snprintf(r->power_reason, sizeof r->power_reason,
+			 "no power reading on %.0f of %.0f nodes", v[4], v[3] + v[4]);
+	}
+	if (ifs) {
+		r->net = ifs;
+		r->net_tx_bytes = v[5];
+		r->net_rx_bytes = v[6];
+		r->net_nodes = (int)v[7];
+	} else {
+		snprintf(r->net_reason, sizeof r->net_reason, "no interface counters could be read%s",
+			 t->lead ? "" : " on rank 0's node");
+	}
+	mb_net_snap_free(t->net0);
+	mb_net_snap_free(net1);
+	t->net0 = NULL;
+}
+
+/* Several ranks: each rank's median over its own samples, known to all
+ * (a sum of one-hot vectors), and the slowest rank. */
+static void rank_medians(const mb_world *w, mb_case_result *r, double *scratch)
+{
+	if (w->size < 2)
+		return;
+	/* Every rank must join the sum, so a rank that cannot hold a double per
+	 * rank cannot go on: it stops with a message rather than hang the rest. */
+	r->rank_p50 = calloc((size_t)w->size, sizeof *r->rank_p50);
+	if (!r->rank_p50) {
+		fprintf(stderr, "moebench: rank %d: out of memory for %d rank medians\n", w->rank,
+			w->size);
+		abort();
+	}
+	mb_stats own;
+	mb_stats_compute(r->samples, r->nsamples, scratch, &own);
+	r->rank_p50[w->rank] = own.p50;
+	mb_world_sum(w, r->rank_p50, w->size);
+	for (int i = 1; i < w->size; i++)
+		if (r->rank_p50[i] > r->rank_p50[r->slowest_rank])
+			r->slowest_rank = i;
+}
+
+static int ctx_split(const mb_case_ctx *ctx, int color, int key, mb_group *out)
+{
+	return mb_world_split(ctx->world_handle, color, key, out);
+}
+
 /* Run one case; returns 1 if it was interrupted (r is then not kept). */
 static int run_case(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cs, mb_case_result *r,
-		    double *scratch)
+		    double *scratch, int index)
 {
 	const mb_suite *su = cs->suite;
 	const mb_world *w = o->world ? o->world : &solo;
 	mb_case_ctx ctx = {.be = o->be, .dev = dev, .params = &r->params, .seed = o->seed,
-			   .world = mb_world_group(w)};
+			   .world = mb_world_group(w), .node_of = w->node_of,
+			   .split = w->mpi ? ctx_split : NULL, .group_free = mb_world_group_free,
+			   .world_handle = w};
 	void *st = NULL;
 	int cut = 0;
+	char label[64];
+	snprintf(label, sizeof label, "%s (case %d)", su->name, index);
+	const double step_limit = o->timeout_s > 0 ? o->timeout_s : STEP_TIMEOUT_S;
 	mb_utc_now(r->start_time, sizeof r->start_time);
 	mb_err_clear();
 	r->has_cost = su->cost(&r->params, &r->cost) == 0;
 
 	double t = mb_now_s();
+	mb_watchdog_arm(label, "setup", -1, step_limit);
 	int rc = su->setup(&ctx, &st);
 	r->setup_s = mb_now_s() - t;
 	if (any_rank(w, rc != 0)) {
@@ -265,9 +424,20 @@ static int run_case(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cs, m
 	if (su->case_cost)
 		r->has_cost = su->case_cost(st, &r->cost) == 0;
 	t = mb_now_s();
-	rc = iterate(su, st, o->be, dev, o->warmup, NULL, w);
-	if (!rc)
-		rc = iterate(su, st, o->be, dev, o->iters, r->samples, w);
+	mb_watchdog_disarm();
+	double warm = 0.0, limit = step_limit;
+	rc = iterate(su, st, o->be, dev, o->warmup, NULL, w, label, step_limit, &warm);
+	if (!rc) {
+		if (o->timeout_s > 0)
+			limit = o->timeout_s;
+		else if (o->warmup > 0)
+			limit = fmax(ITER_TIMEOUT_MIN_S, ITER_TIMEOUT_FACTOR * warm);
+		telemetry tm;
+		telemetry_begin(o, w, &tm);
+		rc = iterate(su, st, o->be, dev, o->iters, r->samples, w, label, limit, NULL);
+		mb_watchdog_arm(label, "check", -1, step_limit); /* until the case ends */
+		telemetry_end(o, w, &tm, r);
+	}
 	r->run_s = mb_now_s() - t;
 	if (rc == 1) {
 		cut = 1;
@@ -278,6 +448,7 @@ static int run_case(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cs, m
 		goto out;
 	}
 	r->nsamples = o->iters;
+	rank_medians(w, r, scratch);
 	mb_world_max(w, r->samples, r->nsamples);
 	mb_stats_compute(r->samples, r->nsamples, scratch, &r->stats);
 	mb_dev_info di;
@@ -314,6 +485,7 @@ out:
 		su->info(st, &r->info);
 	if (su->teardown)
 		su->teardown(st);
+	mb_watchdog_disarm();
 	return cut;
 }
 
@@ -335,6 +507,39 @@ static int save(const mb_run *run, const char *path)
 	return rc;
 }
 
+/* The watchdog's last words (watchdog.h): rank 0 marks its file and every
+ * rank ends. A missed deadline is a failure; a signal as signal_fails says. */
+typedef struct fire_ctx {
+	mb_run *run;
+	const char *path;
+	int size;
+} fire_ctx;
+
+/* A stop signal is an interruption, except SIGTERM with several ranks: a
+ * launcher sends it to every rank when one dies, and a cancelled job looks
+ * the same, so the run is marked failed and the reason says both. */
+#define FAIL_NOTE ": with several ranks the launcher sends SIGTERM when a rank dies (or " \
+		  "the job is cancelled; its messages say which)"
+
+static int signal_fails(int sig, int size) { return sig == SIGTERM && size > 1; }
+
+static void fire(void *ctx, const char *why, int sig)
+{
+	fire_ctx *fc = ctx;
+	fprintf(stderr, "moebench: %s\n", why);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 2;
+	if (fc->path && pthread_mutex_timedlock(&save_mu, &until) == 0) {
+		finish(fc->run, sig && !signal_fails(sig, fc->size) ? MB_RUN_INTERRUPTED
+								    : MB_RUN_FAILED, why);
+		if (save(fc->run, fc->path))
+			fprintf(stderr, "moebench: could not write %s: %s\n", fc->path, mb_errmsg());
+	}
+	fflush(NULL);
+	_exit(sig ? 128 + sig : MB_EXIT_TIMEOUT);
+}
+
 int mb_runner_run(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cases, int ncases,
 		  mb_run *run, const char *path)
 {
@@ -353,6 +558,12 @@ int mb_runner_run(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cases, 
 	if (!o->quiet)
 		print_header();
 
+	const mb_world *w = o->world ? o->world : &solo;
+	fire_ctx fc = {.run = run, .path = path, .size = w->size};
+	const mb_watchdog_cfg wcfg = {.rank = w->rank, .host = w->host, .signalled = signalled,
+				      .fire = fire, .ctx = &fc};
+	if (mb_watchdog_start(&wcfg))
+		fprintf(stderr, "moebench: %s; running without one\n", mb_errmsg());
 	int bad = 0;
 	for (int i = 0; i < ncases; i++) {
 		mb_case_result *r = &run->cases[run->ncases];
@@ -363,39 +574,51 @@ int mb_runner_run(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cases, 
 			finish(run, MB_RUN_FAILED, "out of memory for samples");
 			break;
 		}
-		if (run_case(o, dev, &cases[i], r, scratch)) {
+		if (run_case(o, dev, &cases[i], r, scratch, i)) {
 			free(r->samples);
+			free(r->rank_p50);
+			cJSON_Delete(r->net);
 			memset(r, 0, sizeof *r);
 			break;
 		}
+		pthread_mutex_lock(&save_mu);
 		run->ncases++;
+		const int failed = stop_signal || (i + 1 < ncases && save(run, path));
+		pthread_mutex_unlock(&save_mu);
 		bad |= r->status == MB_CASE_INVALID || r->status == MB_CASE_ERROR;
 		if (!o->quiet)
 			print_row(r);
-		if (stop_signal || (i + 1 < ncases && save(run, path)))
+		if (failed)
 			break;
 	}
 	free(scratch);
+	mb_watchdog_stop();
 
 	int code = bad ? MB_EXIT_FAIL : MB_EXIT_OK;
 	if (stop_signal) {
-		char why[64];
-		snprintf(why, sizeof why, "stopped by signal %d (%s)", (int)stop_signal,
-			 stop_signal == SIGINT ? "SIGINT" : stop_signal == SIGTERM ? "SIGTERM" : "?");
-		finish(run, MB_RUN_INTERRUPTED, why);
+		char why[200];
+		snprintf(why, sizeof why, "stopped by signal %d (%s)%s", (int)stop_signal,
+			 stop_signal == SIGINT ? "SIGINT" : stop_signal == SIGTERM ? "SIGTERM" : "?",
+			 signal_fails(stop_signal, w->size) ? FAIL_NOTE : "");
+		finish(run, signal_fails(stop_signal, w->size) ? MB_RUN_FAILED : MB_RUN_INTERRUPTED,
+		       why);
 		code = 128 + stop_signal;
 	} else if (run->status != MB_RUN_FAILED) {
 		finish(run, MB_RUN_COMPLETE, "");
 	}
-	if (save(run, path))
-		return MB_EXIT_FAIL;
-	return code;
+	pthread_mutex_lock(&save_mu);
+	const int unsaved = save(run, path);
+	pthread_mutex_unlock(&save_mu);
+	return unsaved ? MB_EXIT_FAIL : code;
 }
 
 void mb_run_free(mb_run *run)
 {
-	for (int i = 0; i < run->ncases; i++)
+	for (int i = 0; i < run->ncases; i++) {
 		free(run->cases[i].samples);
+		free(run->cases[i].rank_p50);
+		cJSON_Delete(run->cases[i].net);
+	}
 	free(run->cases);
 	run->cases = NULL;
 	run->ncases = 0;

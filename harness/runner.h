@@ -26,6 +26,15 @@ typedef struct mb_run_opts {
 	uint64_t seed;
 	int quiet;             /* no table on stdout */
 	const mb_world *world; /* NULL: one process */
+	/* Telemetry over each case's timed iterations, taken on every node's
+	 * first rank and summed over the nodes. */
+	struct mb_power *power; /* the sampler, or NULL: power is null ... */
+	const char *power_off;  /* ... for this reason */
+	const char *sysfs_root; /* of the counters and sensors; NULL: "/sys" */
+	int net_all;            /* list loopback and idle interfaces too */
+	/* The longest a rank may take for one step (setup, one iteration, the
+	 * check) before the watchdog ends the run; 0: derived (runner.c). */
+	double timeout_s;
 } mb_run_opts;
 
 /* One case to run: a suite and its resolved parameters. */

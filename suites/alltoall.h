@@ -69,6 +69,13 @@ int mb_a2a_counts(const mb_a2a_spec *s, int rank, int size, int64_t *send_rows) 
  * rank's tokens; OpenMP over tokens) plus one calibration, as above: linear
  * in size, so at a thousand ranks it is the slowest part of a case's setup. */
 int mb_a2a_matrix(const mb_a2a_spec *s, int size, int64_t *rows) MB_MUST_CHECK;
+/* The same for an expert-parallel group of size ranks whose tokens are
+ * those of world ranks base .. base + size - 1, and with need (not NULL),
+ * the group node-major on nodes nodes of size/nodes ranks:
+ * need[src * nodes + m] = the tokens of src with at least one expert on
+ * node m (uniform mode: the rows src sends to node m). */
+int mb_a2a_group_matrix(const mb_a2a_spec *s, int base, int size, int nodes, int64_t *rows,
+			int64_t *need) MB_MUST_CHECK;
 
 /* The seeded stream of the block src sends to dst. */
 uint64_t mb_a2a_stream(int src, int dst);

@@ -22,7 +22,8 @@ typedef struct mb_cost {
 	double flops_palm;    /* PaLM convention (no causal halving) */
 	double tokens;        /* tokens processed per iteration */
 	double bytes;         /* bytes read and written by the op bodies, or 0 */
-	double comm_bytes;    /* bytes sent to other ranks, or 0 */
+	double comm_bytes;    /* bytes sent to other ranks, or 0 (mean per rank) */
+	double comm_bytes_inter; /* of those, bytes to ranks on other nodes */
 } mb_cost;
 
 /* The outcome of verify(). */
@@ -65,6 +66,13 @@ typedef struct mb_case_ctx {
 	const mb_params *params;
 	uint64_t seed;
 	mb_group world; /* every rank of the run (size 1 without a launcher) */
+	const int *node_of; /* [world.size]: each rank's node; NULL: all on one */
+	/* A sub-group of the world: the ranks passing the same color, ordered
+	 * by key; collective (every rank calls it at the same point). NULL
+	 * without a launcher. Free with group_free. */
+	int (*split)(const struct mb_case_ctx *ctx, int color, int key, mb_group *out);
+	void (*group_free)(mb_group *g);
+	const void *world_handle; /* what split needs (the runner's world) */
 } mb_case_ctx;
 
 typedef struct mb_suite {
@@ -90,7 +98,16 @@ typedef struct mb_suite {
 	 * on the world or the seed (alltoall's bytes to other ranks); replaces
 	 * what cost() said. */
 	int (*case_cost)(void *state, mb_cost *out) MB_MUST_CHECK;
+	/* Optional: what the parameters need of the world (ep x dp = ranks,
+	 * experts spread evenly, ...), checked for every case once the ranks
+	 * are known and before any work: MB_ERR_USAGE with one line. */
+	int (*world_fits)(const mb_params *p, int world_size) MB_MUST_CHECK;
 } mb_suite;
+
+/* Expert- and data-parallel group sizes over world_size ranks: 0 derives
+ * one from the other (both 0: one EP group of every rank); ep x dp must be
+ * world_size. MB_ERR_USAGE with one line naming suite otherwise. */
+int mb_group_sizes(const char *suite, int world_size, int *ep, int *dp) MB_MUST_CHECK;
 
 extern const mb_suite mb_suite_gmm;
 extern const mb_suite mb_suite_gemm;

@@ -72,14 +72,19 @@ expect_eq "fault: case invalid" "$(q "$f" results.0.status)" invalid
 expect_eq "fault: check failed" "$(q "$f" results.0.check.passed)" false
 expect_eq "fault: recorded" "$(q "$f" devices.0.fault_injected)" alltoallv
 
-# experts that cannot be spread over the ranks: a one-line reason, exit 1.
+# experts that cannot be spread over the ranks, or EP groups that do not
+# tile them: one line before any work, exit 2, no result file.
 $MPIRUN -np 2 $MOEBENCH run -b cpu -s alltoall --iters 1 -o "$TMP/u" experts=9 top_k=2 \
 	> "$TMP/outu" 2>&1
-expect_eq "uneven experts: exit code" "$?" 1
-f=$(newest "$TMP/u")
-expect_eq "uneven experts: error" "$(q "$f" results.0.status)" error
-q "$f" results.0.reason | grep -q "experts=9 cannot be spread evenly over 2 ranks" &&
-	pass "uneven experts: reason" || fail "uneven experts: reason '$(q "$f" results.0.reason)'"
+expect_eq "uneven experts: exit code" "$?" 2
+grep -q "experts=9 cannot be spread evenly over 2 ranks" "$TMP/outu" &&
+	pass "uneven experts: reason" || fail "uneven experts: $(cat "$TMP/outu")"
+expect_eq "uneven experts: no result file" "$(newest "$TMP/u")" ""
+$MPIRUN -np 2 $MOEBENCH run -b cpu -s alltoall --iters 1 -o "$TMP/u" ep=2 dp=2 \
+	> "$TMP/outu" 2>&1
+expect_eq "ep x dp != ranks: exit code" "$?" 2
+grep -q "ep=2 dp=2 do not fit 2 ranks" "$TMP/outu" &&
+	pass "ep x dp != ranks: reason" || fail "ep x dp: $(cat "$TMP/outu")"
 
 # The single-device suites run on every rank under mpirun.
 $MPIRUN -np 2 $MOEBENCH run -b cpu -s gmm,gemm --preset quick --iters 2 -o "$TMP/g" \
@@ -89,6 +94,31 @@ f=$(newest "$TMP/g")
 expect_eq "gmm,gemm np 2: world.size" "$(q "$f" world.size)" 2
 expect_eq "gmm,gemm np 2: gmm" "$(q "$f" results.0.status)" ok
 expect_eq "gmm,gemm np 2: gemm" "$(q "$f" results.1.status)" ok
+expect_eq "gmm np 2: rank 0 holds the first expert slice" "$(q "$f" results.0.info.ep_rank)" 0
+expect_eq "gmm np 2: every rank's median kept" "$(q "$f" results.0.ranks.p50_s.#)" 2
+expect_eq "gmm np 2: hosts recorded" "$(q "$f" world.hosts.#)" 2
+
+# EP groups and the hierarchical dispatch: 4 ranks as 2 pretend nodes of 2
+# (MOEBENCH_RANKS_PER_NODE, recorded as a test setting), one EP group of 4
+# and two of 2; hier sends each token once to the other node.
+MOEBENCH_RANKS_PER_NODE=2 $MPIRUN -x MOEBENCH_RANKS_PER_NODE -np 4 $MOEBENCH run -b cpu \
+	-s alltoall --preset quick --iters 2 -o "$TMP/h" algo=flat,hier ep=0,2 > "$TMP/outh" 2>&1
+expect_eq "ep/hier np 4: exit code" "$?" 0
+f=$(newest "$TMP/h")
+expect_eq "ep/hier np 4: nodes" "$(q "$f" world.nodes)" 2
+q "$f" world.nodes_from | grep -q "test setting" && pass "ep/hier np 4: pretend nodes labelled" ||
+	fail "ep/hier np 4: nodes_from $(q "$f" world.nodes_from)"
+for i in 0 1 2 3; do
+	expect_eq "ep/hier np 4: case $i" "$(q "$f" results.$i.status)" ok
+done
+expect_eq "ep=2: two groups" "$(q "$f" results.1.info.dp)" 2
+expect_eq "ep=2: inside a node" "$(q "$f" results.1.interconnect.app.bytes_across_nodes)" 0
+flat=$(q "$f" results.0.interconnect.app.bytes_across_nodes)
+hier=$(q "$f" results.2.interconnect.app.bytes_across_nodes)
+awk "BEGIN { exit !($hier > 0 && $hier < $flat / 2) }" &&
+	pass "hier: $hier bytes across nodes, flat $flat" || fail "hier $hier, flat $flat across nodes"
+expect_eq "hier: same routed bytes as flat" "$(q "$f" results.2.cost.bytes)" "$(q "$f" results.0.cost.bytes)"
+
 # Ranks other than 0 write no file at all (they once renamed a temporary
 # file over /dev/null, replacing the device for everyone).
 [ -c /dev/null ] && pass "/dev/null is still a device" || fail "/dev/null was replaced"
