@@ -76,8 +76,11 @@ static const mb_param_def ts_params[] = {
 	{"vocab", MB_PT_INT, "512", 2, 4194304, NULL, "vocabulary size"},
 	{"seq", MB_PT_INT, "64", 1, 1048576, NULL, "sequence length"},
 	{"batch", MB_PT_INT, "2", 1, 65536, NULL, "sequences per rank per step (micro-batch)"},
-	{"ep", MB_PT_INT, "1", 1, 4096, NULL,
-	 "expert-parallel ranks: 1 (experts replicated) or the world size (experts sharded)"},
+	{"ep", MB_PT_INT, "1", 0, 4096, NULL,
+	 "expert-parallel group size: experts sharded over groups of ep consecutive ranks "
+	 "(1: replicated; 0: ranks / dp); ep x dp = ranks"},
+	{"dp", MB_PT_INT, "0", 0, 1048576, NULL,
+	 "data-parallel degree, the number of EP groups (0 = ranks / ep)"},
 	{"lr", MB_PT_REAL, "0.001", 0, 1, NULL, "AdamW learning rate (constant)"},
 	{"score", MB_PT_ENUM, "softmax", 0, 0, "softmax|sigmoid", "router scoring function"},
 	{"groups", MB_PT_INT, "0", 0, 1024, NULL,
@@ -129,14 +132,26 @@ static int ts_shape_get(const mb_params *p, ts_shape *s)
 	return mb_dtype_parse(mb_param_choice(p, "dtype", buf, sizeof buf), &s->dt);
 }
 
-/* The world's share: with ep ranks, each holds E/ep experts and may receive,
- * from each of the W ranks, up to min(top_k, E/ep) pairs per token. */
+/* The world's share: W ranks in EP groups of ep; each rank holds E/ep
+ * experts and may receive, from each of its group's ep ranks, up to
+ * min(top_k, E/ep) pairs per token. */
 static void ts_shape_world(ts_shape *s, int64_t W)
 {
 	s->W = W;
 	s->El = s->E / s->ep;
 	const int64_t per_tok = s->k < s->El ? s->k : s->El;
-	s->Rmax = s->ep > 1 ? W * s->T * per_tok : s->P;
+	s->Rmax = s->ep > 1 ? s->ep * s->T * per_tok : s->P;
+}
+
+/* ep and dp against the world, before any work. */
+static int ts_world_fits(const mb_params *p, int world_size)
+{
+	int ep = (int)mb_param_int(p, "ep"), dp = (int)mb_param_int(p, "dp");
+	int rc = mb_group_sizes("train_step", world_size, &ep, &dp);
+	if (!rc && mb_param_int(p, "experts") % ep)
+		rc = mb_err(MB_ERR_USAGE, "train_step: ep=%d does not divide experts=%lld", ep,
+			    (long long)mb_param_int(p, "experts"));
+	return rc;
 }
 
 /* Attention parameters of one layer (projections and their norms). */
@@ -182,7 +197,7 @@ static int ts_validate(const mb_params *p)
 		return mb_err(MB_ERR_USAGE,
 			      "top_k=%lld is out of range: accepted 1..experts (%lld)",
 			      (long long)s.k, (long long)s.E);
-	if (s.E % s.ep)
+	if (s.ep > 0 && s.E % s.ep)
 		return mb_err(MB_ERR_USAGE, "ep=%lld does not divide experts=%lld", (long long)s.ep,
 			      (long long)s.E);
 	if (s.G > 1 && (s.E % s.G != 0 || s.k % s.G != 0))
@@ -201,6 +216,7 @@ static int ts_validate(const mb_params *p)
 	if (!s.mla && (s.ql || s.rope))
 		return mb_err(MB_ERR_USAGE, "q_lora and qk_rope need MLA (kv_lora > 0); with GQA "
 					    "they must be 0");
+	s.ep = s.ep ? s.ep : 1; /* 0: known with the world (ts_world_fits); sized as 1 here */
 	ts_shape_world(&s, s.ep);
 	const double bytes = ts_bytes(&s);
 	if (bytes > TS_MAX_BYTES)
@@ -339,6 +355,39 @@ static int ts_cost(const mb_params *p, mb_cost *out)
 
 /* ---- setup ---- */
 
+/* The EP group (ep consecutive ranks) and the DP group of the ranks that
+ * hold the same experts (the same place in their EP groups), each with its
+ * communicator: the world's when the group is the world, none for one
+ * rank. Collective: every rank makes the same splits. */
+static int ts_group_comm(ts_state *st, const mb_case_ctx *ctx, int color, int size,
+			 mb_group *g, int *own, mb_comm **comm)
+{
+	if (size <= 1)
+		return 0;
+	if (size == ctx->world.size) {
+		*g = ctx->world;
+		*comm = st->comm;
+		return 0;
+	}
+	int rc = ctx->split(ctx, color, ctx->world.rank, g);
+	if (rc)
+		return rc;
+	*own = 1;
+	return mb_dev_comm_init(st->be, st->dev, g, comm);
+}
+
+static int ts_groups(ts_state *st, const mb_case_ctx *ctx, int dp)
+{
+	const int ep = (int)st->s.ep, r = ctx->world.rank;
+	st->group_free = ctx->group_free;
+	st->ep_grp = (mb_group){.rank = 0, .size = 1};
+	int rc = ts_group_comm(st, ctx, r / ep, ep, &st->ep_grp, &st->own_ep, &st->ep_comm);
+	if (!rc && ep > 1)
+		rc = ts_group_comm(st, ctx, r % ep, dp, &st->dp_grp, &st->own_dp, &st->dp_comm);
+	st->ep_rank = st->ep_grp.rank;
+	return rc;
+}
+
 static int ts_setup(const mb_case_ctx *ctx, void **out)
 {
 	ts_state *st = calloc(1, sizeof *st);
@@ -357,11 +406,14 @@ static int ts_setup(const mb_case_ctx *ctx, void **out)
 		return mb_err(MB_ERR_UNSUPPORTED, "train_step: dtype=%s is not implemented "
 						  "(fp32 activations and weights only)",
 			      mb_dtype_name(s->dt));
-	if (s->ep != 1 && s->ep != ctx->world.size)
-		return mb_err(MB_ERR_USAGE, "ep=%lld: accepted 1 or the world size (%d)",
-			      (long long)s->ep, ctx->world.size);
+	int ep = (int)s->ep, dp = (int)mb_param_int(ctx->params, "dp");
+	if ((rc = mb_group_sizes("train_step", ctx->world.size, &ep, &dp)))
+		return rc;
+	s->ep = ep;
 	ts_shape_world(s, ctx->world.size);
 	if (s->W > 1 && (rc = mb_dev_comm_init(st->be, st->dev, &ctx->world, &st->comm)))
+		return rc;
+	if ((rc = ts_groups(st, ctx, dp)))
 		return rc;
 	return mb_ts_graph_build(st);
 }
@@ -437,45 +489,57 @@ static int ts_allreduce(ts_state *st, double *x, int64_t n)
 }
 
 /* DP replicas: every rank puts (sum, sum of squares, hash halves) of the
- * parameters that must be identical (all of them with ep = 1, all but the
- * sharded experts otherwise) in its own slot; the sum over ranks then holds
- * every rank's values exactly (x + 0 = x), and each is compared with rank
- * 0's bit for bit: AdamW on identical gradients from one allreduce must give
+ * parameters that must be identical in its own slot: the replicated ones
+ * (all of them with ep = 1, all but the sharded experts otherwise), and
+ * with ep > 1 its experts, which the ranks at the same place of the other
+ * EP groups hold too. The sum over ranks then holds every rank's values
+ * exactly (x + 0 = x); the replicated part is compared with rank 0's, the
+ * experts with those of the rank at the same place in the first EP group,
+ * bit for bit: AdamW on identical gradients from one allreduce must give
  * identical parameters. */
+static void ts_slot(const float *x, int64_t n, double *slot)
+{
+	double sums[2];
+	uint64_t hash;
+	ts_checksum(x, n, sums, &hash);
+	slot[0] = sums[0], slot[1] = sums[1];
+	slot[2] = (double)(hash >> 32), slot[3] = (double)(hash & 0xffffffffu);
+}
+
+static void ts_compare_slots(const double *a, const double *b, int64_t r, int64_t r0,
+			     const char *what, mb_check *out, char *why, size_t nwhy)
+{
+	const double d = fabs(b[0] - a[0]) / (fabs(a[0]) + 1e-30);
+	out->max_rel_err = d > out->max_rel_err ? d : out->max_rel_err;
+	out->checked++;
+	if (memcmp(a, b, 4 * sizeof *a) == 0)
+		return;
+	out->mismatched++;
+	if (!why[0])
+		snprintf(why, nwhy, "rank %lld's %s differ from rank %lld's (sum %.17g vs %.17g)",
+			 (long long)r, what, (long long)r0, b[0], a[0]);
+}
+
 static int ts_check_replicas(ts_state *st, mb_check *out, char *why, size_t nwhy)
 {
-	const int64_t W = st->s.W, n = st->n_sync;
+	const int64_t W = st->s.W, ep = st->s.ep, n = st->n_all;
 	float *host = malloc((size_t)(n > 0 ? n : 1) * sizeof *host);
-	double *slots = calloc((size_t)(4 * W), sizeof *slots);
+	double *slots = calloc((size_t)(8 * W), sizeof *slots);
 	if (!host || !slots) {
 		free(host), free(slots);
 		return mb_err(MB_ERR_NOMEM, "train_step verify: out of host memory");
 	}
 	int rc = mb_dev_download(st->be, st->dev, host, st->param, (size_t)n * sizeof *host);
 	if (!rc) {
-		double sums[2];
-		uint64_t hash;
-		ts_checksum(host, n, sums, &hash);
-		double *me = slots + 4 * st->rank;
-		me[0] = sums[0], me[1] = sums[1];
-		me[2] = (double)(hash >> 32), me[3] = (double)(hash & 0xffffffffu);
-		rc = ts_allreduce(st, slots, 4 * W);
+		ts_slot(host, st->n_sync, slots + 8 * st->rank);
+		ts_slot(host + st->n_sync, n - st->n_sync, slots + 8 * st->rank + 4);
+		rc = ts_allreduce(st, slots, 8 * W);
 	}
-	if (!rc) {
-		for (int64_t r = 1; r < W; r++) {
-			const double *a = slots, *b = slots + 4 * r;
-			const double d = fabs(b[0] - a[0]) / (fabs(a[0]) + 1e-30);
-			out->max_rel_err = d > out->max_rel_err ? d : out->max_rel_err;
-			out->checked++;
-			if (memcmp(a, b, 4 * sizeof *a) != 0) {
-				out->mismatched++;
-				if (!why[0])
-					snprintf(why, nwhy,
-						 "rank %lld's parameters differ from rank "
-						 "0's (sum %.17g vs %.17g)",
-						 (long long)r, b[0], a[0]);
-			}
-		}
+	for (int64_t r = 1; !rc && r < W; r++) {
+		ts_compare_slots(slots, slots + 8 * r, r, 0, "parameters", out, why, nwhy);
+		if (ep > 1 && r >= ep) /* an expert replica of rank r % ep */
+			ts_compare_slots(slots + 8 * (r % ep) + 4, slots + 8 * r + 4, r, r % ep,
+					 "experts", out, why, nwhy);
 	}
 	free(host), free(slots);
 	return rc;
@@ -491,7 +555,8 @@ static int ts_profile(ts_state *st)
 }
 
 static const char ts_method[] = "loss falls from the first step to the last (info.loss_first, "
-				 "info.loss_last); DP replicas bit-identical (checksum)";
+				 "info.loss_last); DP replicas bit-identical (checksum), experts "
+				 "too across EP groups";
 
 /* Passed when (a) every step's loss (mean over the ranks) is finite and the
  * last is below the first: on the synthetic task (target a fixed function of
@@ -591,6 +656,14 @@ static void ts_teardown(void *state)
 	if (!st)
 		return;
 	mb_ts_graph_free(st);
+	if (st->own_ep) {
+		mb_dev_comm_free(st->be, st->dev, st->ep_comm);
+		st->group_free(&st->ep_grp);
+	}
+	if (st->own_dp) {
+		mb_dev_comm_free(st->be, st->dev, st->dp_comm);
+		st->group_free(&st->dp_grp);
+	}
 	mb_dev_comm_free(st->be, st->dev, st->comm);
 	free(st);
 }
@@ -651,6 +724,7 @@ int mb_ts_routing(void *state, int32_t *idx)
 
 const mb_suite mb_suite_train_step = {
 	.name = "train_step",
+	.world_fits = ts_world_fits,
 	.summary = "a full training step of an L-layer MoE transformer: attention (GQA or MLA), "
 		   "shared + routed experts, EP alltoall, DP allreduce, AdamW",
 	.params = ts_params,

@@ -31,7 +31,7 @@ static int ts_param(ts_state *st, int layer, const char *name, int group, int64_
 	t->n = n;
 	t->init = init;
 	if (group == G_EXPERT) /* element 0 is this rank's first expert in the global set */
-		t->first = st->s.ep > 1 ? (int64_t)st->rank * n : 0;
+		t->first = st->s.ep > 1 ? (int64_t)st->ep_rank * n : 0;
 	return st->nt++;
 }
 
@@ -327,7 +327,7 @@ static void a2a(ts_state *st, const void *send, void *recv, const int64_t *scoun
 		const int64_t *rcount)
 {
 	mb_op op = op_of(st, MB_OP_ALLTOALLV);
-	op.u.coll.comm = st->comm;
+	op.u.coll.comm = st->ep_comm;
 	op.u.coll.row_bytes = st->s.h * (int64_t)sizeof(float);
 	op.u.coll.capacity = st->s.Rmax;
 	emit(st, PH_COMM, &op, IN(send, scount, rcount), OUT(recv));
@@ -392,7 +392,7 @@ static void ts_dense_fwd(ts_state *st, ts_layer *y, int w1, int w2, int64_t ffn,
 static void ts_moe_fwd(ts_state *st, ts_layer *y, float *out)
 {
 	const ts_shape *s = &st->s;
-	const int64_t T = s->T, h = s->h, E = s->E, k = s->k, f = s->f, W = s->W;
+	const int64_t T = s->T, h = s->h, E = s->E, k = s->k, f = s->f, W = s->ep;
 	const int64_t R = s->Rmax; /* rows of the grouped GEMMs */
 	y->logits = buf_f32(st, T * E), y->w = buf_f32(st, T * k), y->scores = buf_f32(st, T * E);
 	y->idx = buf_i32(st, T * k), y->pos = buf_i32(st, T * k), y->off = buf_i64(st, E + 1);
@@ -587,6 +587,13 @@ static void ts_update(ts_state *st)
 		op.u.coll.count = st->n_sync;
 		emit(st, PH_COMM, &op, IN(NULL), OUT(st->grad));
 	}
+	if (st->dp_comm && st->n_sync < st->n_all) { /* the routed experts' replicas */
+		mb_op op = op_of(st, MB_OP_ALLREDUCE);
+		op.dtype = MB_FP32;
+		op.u.coll.comm = st->dp_comm;
+		op.u.coll.count = st->n_all - st->n_sync;
+		emit(st, PH_COMM, &op, IN(NULL), OUT(st->grad + st->n_sync));
+	}
 	st->part = PART_OPT;
 	int64_t at = 0;
 	for (int g = 0; g < G_N; g++) {
@@ -676,14 +683,14 @@ static int ts_buffers(ts_state *st)
 		st->dyr = buf_f32(st, R * h), st->dys2 = buf_f32(st, R * h);
 		st->dxs2 = buf_f32(st, R * h), st->dxr = buf_f32(st, R * h);
 		st->dw2 = buf_f32(st, R), st->ones = buf_f32(st, R);
-		st->ones_h = malloc((size_t)s->W * sizeof *st->ones_h);
+		st->ones_h = malloc((size_t)s->ep * sizeof *st->ones_h);
 		st->idx_r_h = malloc((size_t)R * sizeof *st->idx_r_h);
 		float *one = malloc((size_t)R * sizeof *one);
 		if (!st->ones_h || !st->idx_r_h || !one) {
 			free(one);
 			return mb_err(MB_ERR_NOMEM, "train_step: out of host memory for EP");
 		}
-		for (int64_t i = 0; i < s->W; i++)
+		for (int64_t i = 0; i < s->ep; i++)
 			st->ones_h[i] = 1;
 		for (int64_t i = 0; i < R; i++)
 			one[i] = 1.0f;
@@ -692,7 +699,7 @@ static int ts_buffers(ts_state *st)
 					       (size_t)R * sizeof *one);
 		free(one);
 	}
-	st->red = ts_buf(st, max64(LOSS_CAP, 4 * s->W), sizeof(double)); /* verify's sums */
+	st->red = ts_buf(st, max64(LOSS_CAP, 8 * s->W), sizeof(double)); /* verify's sums */
 	st->loss_hist = calloc(LOSS_CAP, sizeof *st->loss_hist);
 	if (!st->loss_hist)
 		return mb_err(MB_ERR_NOMEM, "train_step: out of host memory");
@@ -700,13 +707,13 @@ static int ts_buffers(ts_state *st)
 }
 
 /* The EP count exchange, planned once: one row of E/ep int64 counts to and
- * from each rank. */
+ * from each rank of the EP group. */
 static int ts_plan_counts(ts_state *st)
 {
 	mb_op op = op_of(st, MB_OP_ALLTOALLV);
-	op.u.coll.comm = st->comm;
+	op.u.coll.comm = st->ep_comm;
 	op.u.coll.row_bytes = st->s.El * (int64_t)sizeof(int64_t);
-	op.u.coll.capacity = st->s.W;
+	op.u.coll.capacity = st->s.ep;
 	return mb_dev_plan(st->be, st->dev, &op, &st->cnt_plan);
 }
 
@@ -740,7 +747,7 @@ int mb_ts_graph_build(ts_state *st)
 static int ts_ep_counts(ts_state *st, ts_layer *y)
 {
 	const ts_shape *s = &st->s;
-	const int64_t W = s->W, El = s->El, E = s->E;
+	const int64_t W = s->ep, El = s->El, E = s->E;
 	int rc = mb_dev_download(st->be, st->dev, y->off_h, y->off,
 				 (size_t)(E + 1) * sizeof(int64_t));
 	if (rc)

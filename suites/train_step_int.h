@@ -80,7 +80,14 @@ typedef struct ts_state {
 	ts_shape s;
 	uint64_t seed;
 	int rank;
-	mb_comm *comm;
+	mb_comm *comm;      /* the world: gradients of the replicated parameters */
+	/* ep > 1: the EP group (the alltoalls) and, with dp > 1, the ranks that
+	 * hold the same experts (their gradients); comms are the world's when
+	 * a group is the whole world, NULL when it is one rank. */
+	mb_comm *ep_comm, *dp_comm;
+	mb_group ep_grp, dp_grp;
+	int own_ep, own_dp, ep_rank;
+	void (*group_free)(mb_group *g);
 	ts_tensor *t;
 	int nt, emb, gf, wout;
 	int64_t n_group[G_N], n_all, n_sync; /* n_sync: gradients allreduced, from 0 */

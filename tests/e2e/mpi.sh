@@ -119,6 +119,16 @@ awk "BEGIN { exit !($hier > 0 && $hier < $flat / 2) }" &&
 	pass "hier: $hier bytes across nodes, flat $flat" || fail "hier $hier, flat $flat across nodes"
 expect_eq "hier: same routed bytes as flat" "$(q "$f" results.2.cost.bytes)" "$(q "$f" results.0.cost.bytes)"
 
+# train_step with two EP groups of 2 (dp 2): experts sharded in each group,
+# their gradients summed over the groups; the check compares the replicas.
+$MPIRUN -np 4 $MOEBENCH run -b cpu -s train_step --model tiny --preset quick --iters 2 \
+	-o "$TMP/t" ep=2 > "$TMP/outt" 2>&1
+expect_eq "train_step ep=2 np 4: exit code" "$?" 0
+f=$(newest "$TMP/t")
+expect_eq "train_step ep=2 np 4: ok" "$(q "$f" results.0.status)" ok
+q "$f" results.0.check.method | grep -q "experts too" && pass "train_step ep=2 np 4: experts compared" ||
+	fail "train_step ep=2 np 4: $(q "$f" results.0.check.method)"
+
 # Ranks other than 0 write no file at all (they once renamed a temporary
 # file over /dev/null, replacing the device for everyone).
 [ -c /dev/null ] && pass "/dev/null is still a device" || fail "/dev/null was replaced"

@@ -545,6 +545,18 @@ static void test_validate(void **state)
 	void *st = NULL;
 	assert_int_equal(su->setup(&ctx, &st), MB_ERR_USAGE);
 	su->teardown(st);
+	/* ep x dp against the world, before any work */
+	assert_int_equal(su->world_fits(&p, 1), MB_ERR_USAGE);
+	assert_non_null(strstr(mb_errmsg(), "ep=2 dp=0 do not fit 1 rank"));
+	assert_int_equal(su->world_fits(&p, 4), 0); /* 2 EP groups of 2 */
+	assert_int_equal(su->world_fits(&p, 3), MB_ERR_USAGE);
+	assert_int_equal(mb_params_set(&p, "dp", 2, MB_SRC_USER), 0);
+	assert_int_equal(su->world_fits(&p, 4), 0);
+	assert_int_equal(su->world_fits(&p, 8), MB_ERR_USAGE);
+	assert_int_equal(mb_params_set(&p, "ep", 0, MB_SRC_USER), 0); /* 8 / dp */
+	assert_int_equal(su->world_fits(&p, 8), 0);
+	assert_int_equal(su->world_fits(&p, 32), MB_ERR_USAGE); /* ep 16 > 8 experts */
+	tiny_params(&(tiny){.mla = 0}, &p);
 	/* bf16 is not implemented: skipped, not an error */
 	tiny_params(&(tiny){.mla = 0}, &p);
 	assert_int_equal(mb_params_set(&p, "dtype", 1, MB_SRC_USER), 0);
