@@ -285,6 +285,11 @@ static void add_interconnect(cJSON *c, const mb_run *run, const mb_case_result *
 		mb_json_add_num(a, "bytes_inside_node",
 				(r->cost.comm_bytes - r->cost.comm_bytes_inter) * n);
 		mb_json_add_num(a, "bytes_across_nodes", r->cost.comm_bytes_inter * n);
+		/* bandwidth per link class: a rank's bytes of one iteration / p50 */
+		const double p50 = r->stats.p50, inside = r->cost.comm_bytes - r->cost.comm_bytes_inter;
+		mb_json_add_num(a, "inside_node_gbps", p50 > 0 ? inside / p50 / 1e9 : NAN);
+		mb_json_add_num(a, "across_nodes_gbps",
+				p50 > 0 ? r->cost.comm_bytes_inter / p50 / 1e9 : NAN);
 	} else {
 		cJSON_AddNullToObject(o, "app");
 		cJSON_AddStringToObject(o, "app_reason",

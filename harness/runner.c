@@ -2,7 +2,9 @@
 #include "mb.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,7 +21,49 @@
 
 static volatile sig_atomic_t stop_signal;
 
-void mb_runner_interrupt(int signo) { stop_signal = signo; }
+/* Last words for a SIGTERM with several ranks (signal_fails): the launcher
+ * sends it to every rank when one dies and SIGKILL a second later, which on
+ * a loaded machine may leave no time for any thread to be scheduled. So
+ * rank 0's handler itself writes the file as prerendered at the last save
+ * (prerender below), with async-signal-safe calls only; the watchdog or the
+ * main thread then replaces it with the exact reason if they get the time.
+ * The texts are a ring of three, and one is freed only two saves after it
+ * was current, so a handler on any thread never reads a freed one. */
+static char *lw_ring[3];
+static _Atomic int lw_cur = -1;
+static char lw_path[4200], lw_tmp[4200];
+static volatile sig_atomic_t lw_on;
+
+static void lw_write(void)
+{
+	const int i = atomic_load(&lw_cur);
+	const char *text = i >= 0 ? lw_ring[i] : NULL;
+	if (!text || !lw_on)
+		return;
+	const int fd = open(lw_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	size_t len = strlen(text), off = 0;
+	while (off < len) {
+		const ssize_t n = write(fd, text + off, len - off);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	if (off == len && fsync(fd) == 0 && close(fd) == 0)
+		rename(lw_tmp, lw_path);
+	else
+		close(fd), unlink(lw_tmp);
+}
+
+void mb_runner_interrupt(int signo)
+{
+	const int saved = errno;
+	stop_signal = signo;
+	if (signo == SIGTERM)
+		lw_write();
+	errno = saved;
+}
 
 static int signalled(void) { return stop_signal; }
 
@@ -433,6 +477,7 @@ static int run_case(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cs, m
 		else if (o->warmup > 0)
 			limit = fmax(ITER_TIMEOUT_MIN_S, ITER_TIMEOUT_FACTOR * warm);
 		telemetry tm;
+		mb_watchdog_arm(label, "telemetry", -1, step_limit); /* its barrier */
 		telemetry_begin(o, w, &tm);
 		rc = iterate(su, st, o->be, dev, o->iters, r->samples, w, label, limit, NULL);
 		mb_watchdog_arm(label, "check", -1, step_limit); /* until the case ends */
@@ -497,6 +542,34 @@ static void finish(mb_run *run, mb_run_status s, const char *why)
 }
 
 /* Rewrite the result file; ranks other than 0 pass NULL and write nothing. */
+/* The file as it would read if the run failed now: rendered at every save
+ * (under save_mu), so that the watchdog, which may have well under a second
+ * before the launcher's SIGKILL on a loaded machine, first writes this and
+ * only then tries the exact reason. */
+static char *last_words;
+
+#define LAST_WORDS "stopped before the run ended, by the watchdog or a signal: a rank died or " \
+		   "stalled, or the job was cancelled (the launcher's and the ranks' messages " \
+		   "say which)"
+
+static void prerender(const mb_run *run)
+{
+	mb_run tmp = *run;
+	tmp.status = MB_RUN_FAILED;
+	mb_strlcpy(tmp.status_reason, LAST_WORDS, sizeof tmp.status_reason);
+	mb_utc_now(tmp.end_time, sizeof tmp.end_time);
+	cJSON *root = mb_result_to_json(&tmp);
+	char *text = root ? cJSON_Print(root) : NULL;
+	cJSON_Delete(root);
+	if (!text) /* the previous one stays */
+		return;
+	const int next = (atomic_load(&lw_cur) + 1) % 3;
+	cJSON_free(lw_ring[next]);
+	lw_ring[next] = text;
+	atomic_store(&lw_cur, next);
+	last_words = text;
+}
+
 static int save(const mb_run *run, const char *path)
 {
 	if (!path)
@@ -504,6 +577,8 @@ static int save(const mb_run *run, const char *path)
 	int rc = mb_result_write(run, path);
 	if (rc)
 		fprintf(stderr, "moebench: %s\n", mb_errmsg());
+	else if (run->status == MB_RUN_INTERRUPTED) /* still running */
+		prerender(run);
 	return rc;
 }
 
@@ -531,9 +606,11 @@ static void fire(void *ctx, const char *why, int sig)
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 2;
 	if (fc->path && pthread_mutex_timedlock(&save_mu, &until) == 0) {
+		if (last_words && mb_write_atomic(fc->path, last_words, strlen(last_words)))
+			fprintf(stderr, "moebench: could not write %s: %s\n", fc->path, mb_errmsg());
 		finish(fc->run, sig && !signal_fails(sig, fc->size) ? MB_RUN_INTERRUPTED
 								    : MB_RUN_FAILED, why);
-		if (save(fc->run, fc->path))
+		if (mb_result_write(fc->run, fc->path))
 			fprintf(stderr, "moebench: could not write %s: %s\n", fc->path, mb_errmsg());
 	}
 	fflush(NULL);
@@ -560,6 +637,11 @@ int mb_runner_run(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cases, 
 
 	const mb_world *w = o->world ? o->world : &solo;
 	fire_ctx fc = {.run = run, .path = path, .size = w->size};
+	if (path && w->size > 1 &&
+	    (size_t)snprintf(lw_path, sizeof lw_path, "%s", path) < sizeof lw_path &&
+	    (size_t)snprintf(lw_tmp, sizeof lw_tmp, "%s.lw.%ld", path, (long)getpid()) <
+		    sizeof lw_tmp)
+		lw_on = 1;
 	const mb_watchdog_cfg wcfg = {.rank = w->rank, .host = w->host, .signalled = signalled,
 				      .fire = fire, .ctx = &fc};
 	if (mb_watchdog_start(&wcfg))
@@ -607,6 +689,7 @@ int mb_runner_run(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cases, 
 		finish(run, MB_RUN_COMPLETE, "");
 	}
 	pthread_mutex_lock(&save_mu);
+	lw_on = 0;
 	const int unsaved = save(run, path);
 	pthread_mutex_unlock(&save_mu);
 	return unsaved ? MB_EXIT_FAIL : code;

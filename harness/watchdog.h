@@ -9,7 +9,7 @@
  *   - an armed step passes its deadline (a rank stalled or died, or the
  *     device hung), or
  *   - a stop signal (SIGINT, SIGTERM) came while a step was armed and the
- *     main thread has not reached the end of it within 0.3 s (it may be
+ *     main thread has not reached the end of it within 50 ms (it may be
  *     waiting for a rank that is gone: the launcher sends SIGTERM to every
  *     rank when one dies).
  * Firing calls the owner's callback once, from the watchdog thread, with a

@@ -14,8 +14,8 @@ MPIRUN="env ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 mpirun --oversubscribe
 # The pid of rank $1 of the run writing into directory $2.
 rank_pid() {
 	for p in $(pgrep -x moebench); do
-		if tr '\0' '\n' < /proc/$p/environ 2> /dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" &&
-			tr '\0' ' ' < /proc/$p/cmdline 2> /dev/null | grep -q "$2"; then
+		if (tr '\0' '\n' < /proc/$p/environ) 2> /dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" &&
+			(tr '\0' ' ' < /proc/$p/cmdline) 2> /dev/null | grep -q "$2"; then
 			echo $p
 			return
 		fi
@@ -102,5 +102,21 @@ if start_job "$TMP/stop" --timeout 3; then
 			pass "stalled rank 1: rank 0 says it waited" ||
 			fail "stalled rank 1: $(cat "$TMP/stop.out")"
 	fi
+fi
+# SIGTERM to the launcher: it passes it to the ranks; the file keeps the
+# finished case and says why it stopped.
+mkdir -p "$TMP/term"
+if start_job "$TMP/term"; then
+	kill -TERM $job
+	wait_bounded $job 30
+	[ "$rc" -ne 0 ] && pass "SIGTERM to mpirun: exit $rc after $took s" ||
+		fail "SIGTERM to mpirun: exit 0"
+	f=$(newest "$TMP/term")
+	expect_eq "SIGTERM to mpirun: the finished case kept" "$(q "$f" results.0.status)" ok
+	st=$(q "$f" status)
+	[ "$st" = failed ] || [ "$st" = interrupted ] && pass "SIGTERM to mpirun: status $st" ||
+		fail "SIGTERM to mpirun: status $st"
+	q "$f" status_reason | grep -q "signal" && pass "SIGTERM to mpirun: the signal named" ||
+		fail "SIGTERM to mpirun: reason $(q "$f" status_reason)"
 fi
 finish
