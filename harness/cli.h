@@ -24,6 +24,7 @@ int mb_cmd_list(const mb_registry *reg, int argc, char **argv);
 int mb_cmd_info(const mb_registry *reg, int argc, char **argv);
 int mb_cmd_run(const mb_registry *reg, int argc, char **argv);
 int mb_cmd_report(const mb_registry *reg, int argc, char **argv);
+int mb_cmd_compare(const mb_registry *reg, int argc, char **argv);
 
 /* Print "moebench: <msg>" on stderr; returns code. */
 int mb_usage_error(int code, const char *fmt, ...) MB_PRINTF(2, 3);

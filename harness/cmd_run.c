@@ -15,6 +15,7 @@
 
 #include "../hardware/power/power.h"
 #include "cli.h"
+#include "replay.h"
 #include "runner.h"
 #include "sysinfo.h"
 #include "world.h"
@@ -23,7 +24,8 @@ static void run_help(const mb_registry *reg)
 {
 	printf("usage: moebench run [-b BACKEND] [-s SUITE[,SUITE]] [--model NAME]\n"
 	       "                    [--preset quick|standard|full] [--warmup N] [--iters N]\n"
-	       "                    [--seed N] [-o DIR] [-q] [key=value ...]\n\n"
+	       "                    [--seed N] [-o DIR] [-q] [key=value ...]\n"
+	       "       moebench run --replay FILE [-b BACKEND] [-o DIR] [-q]\n\n"
 	       "Runs each suite's cases on one backend, checks every case against the fp64\n"
 	       "reference, prints a table and writes DIR/<run-id>.json (moebench.result/1),\n"
 	       "rewritten atomically after every case.\n\n"
@@ -39,6 +41,9 @@ static void run_help(const mb_registry *reg)
 	       "      --warmup N       untimed iterations before timing, 0..1000000 (default 2)\n"
 	       "      --iters N        timed iterations, one sample each, 1..1000000 (default 10)\n"
 	       "      --seed N         seed of all generated data, 0..2^64-1 (default 42)\n"
+	       "      --replay FILE    run again exactly the cases a result file recorded (suites,\n"
+	       "                       every parameter, model, size, seed, warm-up, iterations)\n"
+	       "                       on this machine; -b picks another backend\n"
 	       "  -o, --output DIR     where the result file goes (default results)\n"
 	       "  -q, --quiet          no table on stdout\n"
 	       "      --power-hz HZ    power sampling rate over each case's timed iterations,\n"
@@ -115,6 +120,10 @@ typedef struct run_args {
 	const char *outdir;
 	const char *backend, *suites, *model, *size;
 	mb_power_opts power;
+	const char *replay;  /* --replay FILE */
+	const char *replay_of; /* the replayed run's run_id */
+	const char *fixed;   /* an option --replay excludes, if given */
+	int backend_given, seed_given;
 	int power_off;       /* --power-hz 0 */
 	char power_why[320]; /* why the sampler is missing */
 } run_args;
@@ -142,7 +151,7 @@ static int parse_args(const mb_registry *reg, int argc, char **argv, run_args *a
 		{"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
 		{"power-hz", required_argument, NULL, 'H'}, {"power-cmd", required_argument, NULL, 'C'},
 		{"net-all", no_argument, NULL, 'N'},       {"sysfs-root", required_argument, NULL, 'R'},
-		{"timeout", required_argument, NULL, 'T'},
+		{"timeout", required_argument, NULL, 'T'}, {"replay", required_argument, NULL, 'P'},
 		{0}};
 	unsigned long long v;
 	int c, rc = 0;
@@ -150,17 +159,20 @@ static int parse_args(const mb_registry *reg, int argc, char **argv, run_args *a
 	opterr = 0;
 	while (!rc && (c = getopt_long(argc, argv, "b:s:o:qh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'b': a->backend = optarg; break;
-		case 's': a->suites = optarg; break;
-		case 'm': a->model = optarg; break;
-		case 'p': a->size = optarg; break;
+		case 'b': a->backend = optarg, a->backend_given = 1; break;
+		case 's': a->suites = optarg, a->fixed = "-s"; break;
+		case 'm': a->model = optarg, a->fixed = "--model"; break;
+		case 'p': a->size = optarg, a->fixed = "--preset"; break;
+		case 'P': a->replay = optarg; break;
 		case 'o': a->outdir = optarg; break;
 		case 'q': a->o.quiet = 1; break;
 		case 'w':
 			rc = parse_uint("--warmup", optarg, 1000000, &v);
 			a->o.warmup = (int)v;
+			a->fixed = "--warmup";
 			break;
 		case 'n':
+			a->fixed = "--iters";
 			rc = parse_uint("--iters", optarg, 1000000, &v);
 			if (!rc && v == 0)
 				rc = mb_err(MB_ERR_USAGE, "--iters: '0' is not an integer in 1..1000000");
@@ -169,6 +181,7 @@ static int parse_args(const mb_registry *reg, int argc, char **argv, run_args *a
 		case 'S':
 			rc = parse_uint("--seed", optarg, ~0ull, &v);
 			a->o.seed = v;
+			a->seed_given = 1;
 			break;
 		case 'H':
 			rc = parse_hz(optarg, &a->power.hz);
@@ -200,6 +213,13 @@ static int parse_args(const mb_registry *reg, int argc, char **argv, run_args *a
 	for (int i = 0; i < a->o.nkv; i++)
 		if (!strchr(a->o.kv[i], '='))
 			return mb_err(MB_ERR_USAGE, "'%s' is not key=value", a->o.kv[i]);
+	if (a->replay && (a->fixed || a->o.nkv))
+		return mb_err(MB_ERR_USAGE, "--replay reruns the recorded configuration: %s cannot be "
+					    "given with it (accepted beside it: -b, --seed, -o, -q, "
+					    "--timeout and the telemetry options)",
+			      a->fixed ? a->fixed : a->o.kv[0]);
+	if (a->replay)
+		return 0; /* the rest comes from the file (replay_args) */
 	if (!(a->o.be = mb_registry_backend(reg, a->backend)))
 		return mb_err(MB_ERR_USAGE, "unknown backend '%s' (see moebench list)", a->backend);
 	if (!(a->o.model = mb_model_find(a->model)))
@@ -349,6 +369,7 @@ static int run_cases(run_args *a, mb_case_spec *cases, int ncases, mb_world *w, 
 	run.seed = a->o.seed;
 	run.warmup = a->o.warmup;
 	run.iters = a->o.iters;
+	run.replay_of = a->replay_of;
 	run.world_size = w->size;
 	run.world_rank = w->rank;
 	run.launcher = w->launcher;
@@ -371,6 +392,31 @@ static int run_cases(run_args *a, mb_case_spec *cases, int ncases, mb_world *w, 
 	cJSON_Delete(run.environment);
 	mb_dev_close(be, dev);
 	return code;
+}
+
+/* --replay: the cases, model, size, seed, warm-up and iterations of the
+ * file; its backend unless -b names another. */
+static int replay_args(const mb_registry *reg, run_args *a, mb_case_spec *cases, int *ncases)
+{
+	static mb_replay rp; /* its strings outlive the run */
+	int rc = mb_replay_load(reg, a->replay, a->seed_given, &rp, cases, MB_MAX_CASES, ncases);
+	if (rc)
+		return rc;
+	if (!a->backend_given)
+		a->backend = rp.backend;
+	if (!(a->o.be = mb_registry_backend(reg, a->backend)))
+		return mb_err(MB_ERR_USAGE, "--replay %s: unknown backend '%s' (see moebench list)",
+			      a->replay, a->backend);
+	if (!(a->o.model = mb_model_find(rp.model)))
+		return mb_err(MB_ERR_USAGE, "--replay %s: unknown model '%s'", a->replay, rp.model);
+	if ((rc = mb_size_parse(rp.size, &a->o.size)))
+		return rc;
+	if (!a->seed_given)
+		a->o.seed = rp.seed;
+	a->o.warmup = rp.warmup;
+	a->o.iters = rp.iters;
+	a->replay_of = rp.run_id;
+	return 0;
 }
 
 /* What each case needs of the world (suite.h world_fits), before any work;
@@ -408,7 +454,9 @@ int mb_cmd_run(const mb_registry *reg, int argc, char **argv)
 	if (!cases)
 		return mb_usage_error(MB_EXIT_FAIL, "out of memory");
 	int ncases = 0;
-	if (mb_cases_expand(&a.o, cases, MB_MAX_CASES, &ncases)) {
+	rc = a.replay ? replay_args(reg, &a, cases, &ncases)
+		      : mb_cases_expand(&a.o, cases, MB_MAX_CASES, &ncases);
+	if (rc) {
 		free(cases);
 		return mb_usage_error(MB_EXIT_USAGE, "%s", mb_errmsg());
 	}

@@ -27,6 +27,7 @@ static const struct {
 	{"info", mb_cmd_info, "the system inventory as JSON"},
 	{"run", mb_cmd_run, "run suites on a backend and write a result file"},
 	{"report", mb_cmd_report, "summarise result files as a Markdown report"},
+	{"compare", mb_cmd_compare, "compare two result files: regressions, with significance"},
 };
 
 static void usage(FILE *f)
@@ -58,6 +59,9 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < MB_ARRAY_LEN(commands); i++)
 		if (!strcmp(cmd, commands[i].name))
 			return commands[i].fn(&registry, argc - 1, argv + 1);
-	return mb_usage_error(MB_EXIT_USAGE,
-			      "unknown command '%s' (accepted: list, info, run, report)", cmd);
+	char names[128] = "";
+	for (size_t i = 0; i < MB_ARRAY_LEN(commands); i++)
+		snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+			 commands[i].name);
+	return mb_usage_error(MB_EXIT_USAGE, "unknown command '%s' (accepted: %s)", cmd, names);
 }

@@ -12,10 +12,13 @@ static _Thread_local char err_msg[512];
 
 int mb_err(int code, const char *fmt, ...)
 {
+	/* through a copy: the arguments may include mb_errmsg() itself */
+	char msg[sizeof err_msg];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(err_msg, sizeof err_msg, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	memcpy(err_msg, msg, sizeof msg);
 	return code;
 }
 

@@ -403,6 +403,10 @@ cJSON *mb_result_to_json(const mb_run *run)
 		cJSON_AddNullToObject(cfg, "model");
 	cJSON_AddStringToObject(cfg, "attention", run->model_approximated ? "approximated" : "exact");
 	cJSON_AddStringToObject(cfg, "size", run->size ? run->size : "");
+	if (run->replay_of)
+		cJSON_AddStringToObject(cfg, "replay_of", run->replay_of);
+	else
+		cJSON_AddNullToObject(cfg, "replay_of");
 	mb_json_add_u64(cfg, "seed", run->seed);
 	cJSON_AddNumberToObject(cfg, "warmup", run->warmup);
 	cJSON_AddNumberToObject(cfg, "iters", run->iters);

@@ -89,6 +89,7 @@ typedef struct mb_run {
 	const char *size;      /* size preset name */
 	uint64_t seed;
 	int warmup, iters;
+	const char *replay_of; /* --replay: the run_id replayed, or NULL */
 	int world_size, world_rank;
 	const char *launcher;  /* "none", "mpirun", "srun" */
 	int nodes, ranks_per_node; /* nodes, and the most ranks on one */

@@ -14,7 +14,8 @@
 #include "../backend.h"
 
 struct mb_dev {
-	int open_plans; /* plans not yet freed: the contract test checks it */
+	int open_plans;    /* plans not yet freed: the contract test checks it */
+	uint64_t delay_ns; /* MOEBENCH_NULL_DELAY_US: spun in every sync */
 };
 
 struct mb_plan {
@@ -30,7 +31,20 @@ static int null_probe(char *why, size_t n)
 static int null_open(mb_dev **out)
 {
 	*out = calloc(1, sizeof **out);
-	return *out ? 0 : mb_err(MB_ERR_NOMEM, "null backend: out of memory");
+	if (!*out)
+		return mb_err(MB_ERR_NOMEM, "null backend: out of memory");
+	const char *d = getenv("MOEBENCH_NULL_DELAY_US");
+	char *end;
+	const unsigned long long us = d ? strtoull(d, &end, 10) : 0;
+	if (d && (end == d || *end || us > 60000000ull)) {
+		free(*out);
+		*out = NULL;
+		return mb_err(MB_ERR_USAGE, "MOEBENCH_NULL_DELAY_US='%s' is not an integer in "
+					    "0..60000000 (microseconds)",
+			      d);
+	}
+	(*out)->delay_ns = us * 1000u;
+	return 0;
 }
 
 static void null_close(mb_dev *dev) { free(dev); }
@@ -63,9 +77,14 @@ static int null_copy(mb_dev *dev, void *dst, const void *src, size_t bytes)
 	return 0;
 }
 
+/* A known cost per iteration, so a test can slow a run by an exact amount
+ * (ci/bench-compare.sh): a spin on the monotonic clock, not a sleep, which
+ * would overshoot by the timer slack. */
 static int null_sync(mb_dev *dev)
 {
-	(void)dev;
+	const uint64_t t0 = dev->delay_ns ? mb_now_ns() : 0;
+	while (dev->delay_ns && mb_now_ns() - t0 < dev->delay_ns)
+		;
 	return 0;
 }
 
