@@ -23,6 +23,7 @@ const mb_suite *mb_registry_suite(const mb_registry *reg, const char *name);
 int mb_cmd_list(const mb_registry *reg, int argc, char **argv);
 int mb_cmd_info(const mb_registry *reg, int argc, char **argv);
 int mb_cmd_run(const mb_registry *reg, int argc, char **argv);
+int mb_cmd_micro(const mb_registry *reg, int argc, char **argv);
 int mb_cmd_report(const mb_registry *reg, int argc, char **argv);
 int mb_cmd_compare(const mb_registry *reg, int argc, char **argv);
 

@@ -15,6 +15,8 @@
 
 #include "../hardware/power/power.h"
 #include "cli.h"
+#include "cost.h"
+#include "micro.h"
 #include "replay.h"
 #include "runner.h"
 #include "sysinfo.h"
@@ -41,6 +43,9 @@ static void run_help(const mb_registry *reg)
 	       "      --warmup N       untimed iterations before timing, 0..1000000 (default 2)\n"
 	       "      --iters N        timed iterations, one sample each, 1..1000000 (default 10)\n"
 	       "      --seed N         seed of all generated data, 0..2^64-1 (default 42)\n"
+	       "      --calibration FILE  the measured ceilings (moebench micro -o FILE) to give\n"
+	       "                       MFU against, beside the published peak (default: the\n"
+	       "                       newest for this host in the output directory)\n"
 	       "      --replay FILE    run again exactly the cases a result file recorded (suites,\n"
 	       "                       every parameter, model, size, seed, warm-up, iterations)\n"
 	       "                       on this machine; -b picks another backend\n"
@@ -121,6 +126,7 @@ typedef struct run_args {
 	const char *backend, *suites, *model, *size;
 	mb_power_opts power;
 	const char *replay;  /* --replay FILE */
+	const char *calibration; /* --calibration FILE */
 	const char *replay_of; /* the replayed run's run_id */
 	const char *fixed;   /* an option --replay excludes, if given */
 	int backend_given, seed_given;
@@ -152,6 +158,7 @@ static int parse_args(const mb_registry *reg, int argc, char **argv, run_args *a
 		{"power-hz", required_argument, NULL, 'H'}, {"power-cmd", required_argument, NULL, 'C'},
 		{"net-all", no_argument, NULL, 'N'},       {"sysfs-root", required_argument, NULL, 'R'},
 		{"timeout", required_argument, NULL, 'T'}, {"replay", required_argument, NULL, 'P'},
+		{"calibration", required_argument, NULL, 'c'},
 		{0}};
 	unsigned long long v;
 	int c, rc = 0;
@@ -164,6 +171,7 @@ static int parse_args(const mb_registry *reg, int argc, char **argv, run_args *a
 		case 'm': a->model = optarg, a->fixed = "--model"; break;
 		case 'p': a->size = optarg, a->fixed = "--preset"; break;
 		case 'P': a->replay = optarg; break;
+		case 'c': a->calibration = optarg; break;
 		case 'o': a->outdir = optarg; break;
 		case 'q': a->o.quiet = 1; break;
 		case 'w':
@@ -325,6 +333,55 @@ static void open_power(run_args *a, const mb_world *w)
 	}
 }
 
+/* The peaks beside the published one (cost.h), on rank 0, which writes
+ * the metrics: the calibration named by --calibration (an error if it
+ * cannot be used), else the newest for this host in the output directory
+ * (none is fine: the reason is recorded); and for a CPU its computed peak. */
+static int find_peaks(run_args *a, const mb_backend *be, mb_dev *dev, mb_peaks *pk)
+{
+	static mb_calibration cal;
+	static char path[4200];
+	mb_dev_info di = {0};
+	be->describe(dev, &di);
+	char host[256] = "";
+	gethostname(host, sizeof host - 1);
+	memset(pk, 0, sizeof *pk);
+	int rc = 0;
+	if (a->calibration) {
+		mb_strlcpy(path, a->calibration, sizeof path);
+		if ((rc = mb_calibration_load(path, host, &cal)))
+			return mb_err(MB_ERR_USAGE, "--calibration: %s", mb_errmsg());
+	} else if (mb_calibration_find_newest(a->outdir, host, path, sizeof path) ||
+		   mb_calibration_load(path, host, &cal)) {
+		snprintf(pk->cal_reason, sizeof pk->cal_reason,
+			 "no calibration for host %.60s in %.80s (moebench micro -o %.80s/NAME.json "
+			 "measures one)",
+			 host, a->outdir, a->outdir);
+		path[0] = 0;
+	}
+	if (path[0] && (strcmp(cal.backend, be->name) || !di.name || strcmp(cal.device, di.name))) {
+		snprintf(pk->cal_reason, sizeof pk->cal_reason,
+			 "the calibration %.100s was measured on %.60s (backend %.20s), not on this "
+			 "run's device",
+			 path, cal.device, cal.backend);
+		if (a->calibration)
+			return mb_err(MB_ERR_USAGE, "--calibration: %s", pk->cal_reason);
+	} else if (path[0]) {
+		pk->cal = &cal;
+		pk->cal_path = path;
+	}
+	if (!di.kind || strcmp(di.kind, "cpu")) {
+		mb_strlcpy(pk->caps_reason, "a computed peak is only given for CPUs",
+			   sizeof pk->caps_reason);
+	} else if (mb_spec_cpu_detect(NULL, &pk->caps)) {
+		snprintf(pk->caps_reason, sizeof pk->caps_reason, "the CPU's peak cannot be computed: "
+								  "%.150s", mb_errmsg());
+	} else {
+		pk->have_caps = 1;
+	}
+	return rc;
+}
+
 static int run_cases(run_args *a, mb_case_spec *cases, int ncases, mb_world *w, int argc,
 		     char **argv)
 {
@@ -347,12 +404,15 @@ static int run_cases(run_args *a, mb_case_spec *cases, int ncases, mb_world *w, 
 		code = mb_usage_error(MB_EXIT_NODEV, "backend %s: no device (%s)", be->name, why);
 	else if (!code && mb_dev_open(be, &dev))
 		code = mb_usage_error(MB_EXIT_NODEV, "backend %s: %s", be->name, mb_errmsg());
+	static mb_peaks peaks;
+	if (!code && w->rank == 0 && find_peaks(a, be, dev, &peaks))
+		code = mb_usage_error(MB_EXIT_USAGE, "%s", mb_errmsg());
 	/* Every rank must stop together, or the others would wait in a
 	 * collective for one that has left. */
 	double worst = code;
 	mb_world_max(w, &worst, 1);
 	if (worst != 0) {
-		if (w->rank == 0 && path[0] && code != MB_EXIT_USAGE)
+		if (w->rank == 0 && path[0])
 			unlink(path); /* the reserved, still empty result file */
 		mb_dev_close(be, dev);
 		return code ? code : (int)worst;
@@ -370,6 +430,9 @@ static int run_cases(run_args *a, mb_case_spec *cases, int ncases, mb_world *w, 
 	run.warmup = a->o.warmup;
 	run.iters = a->o.iters;
 	run.replay_of = a->replay_of;
+	run.calibration = peaks.cal ? peaks.cal_path : NULL;
+	run.calibration_reason = peaks.cal_reason;
+	a->o.peaks = w->rank == 0 ? &peaks : NULL;
 	run.world_size = w->size;
 	run.world_rank = w->rank;
 	run.launcher = w->launcher;

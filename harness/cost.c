@@ -56,8 +56,8 @@ static void derive_mfu(const mb_dev_info *dev, mb_dtype dt, mb_metrics *out)
 	out->mfu_reason[0] = 0;
 	if (!spec && dev && dev->kind && strcmp(dev->kind, "cpu") == 0)
 		snprintf(out->mfu_reason, sizeof out->mfu_reason,
-			 "no published peak for a CPU (hardware/specs lists none); MFU against a "
-			 "measured peak comes with moebench micro");
+			 "no published peak for a CPU (hardware/specs lists none); see "
+			 "mfu_computed_pct and mfu_measured_pct");
 	else if (!spec)
 		snprintf(out->mfu_reason, sizeof out->mfu_reason,
 			 "no published peak for device \"%.60s\" in hardware/specs", name);
@@ -85,6 +85,54 @@ void mb_metrics_derive(const mb_cost *c, const mb_stats *s, int ranks, const mb_
 		out->busbw_gbps = out->gbps * (ranks - 1) / ranks;
 	out->to_others_gbps = per_s(c->comm_bytes, s->p50, 1e9);
 	derive_mfu(dev, dt, out);
+}
+
+/* mfu_computed_pct = 100 * tflops / the CPU peak computed from its cores,
+ * clock and vector units (hardware/specs: labelled computed, never
+ * published nor measured); mfu_measured_pct = 100 * tflops / the matmul
+ * ceiling `moebench micro` measured for the dtype on this host (the
+ * calibration file is named beside it). */
+void mb_metrics_peaks(const mb_peaks *pk, mb_metrics *out)
+{
+	out->mfu_computed_pct = out->computed_peak_tflops = NAN;
+	out->mfu_measured_pct = out->measured_peak_tflops = NAN;
+	out->measured_source = out->measured_time = NULL;
+	out->computed_how[0] = 0;
+	mb_strlcpy(out->computed_reason, pk ? pk->caps_reason : "not a CPU",
+		   sizeof out->computed_reason);
+	mb_strlcpy(out->measured_reason, pk ? pk->cal_reason : "no calibration",
+		   sizeof out->measured_reason);
+	if (!pk)
+		return;
+	const int flops = !isnan(out->tflops);
+	if (pk->have_caps) {
+		const mb_cpu_caps *c = &pk->caps;
+		out->computed_peak_tflops =
+			mb_spec_cpu_peak_tflops(out->dtype, c->cores, c->ghz, c->simd_bits, c->fma_units,
+						c->bf16, out->computed_how, sizeof out->computed_how);
+		if (isnan(out->computed_peak_tflops))
+			mb_strlcpy(out->computed_reason, out->computed_how,
+				   sizeof out->computed_reason);
+		else if (!flops)
+			mb_strlcpy(out->computed_reason, "the case counts no FLOPs",
+				   sizeof out->computed_reason);
+		else
+			out->mfu_computed_pct = 100 * out->tflops / out->computed_peak_tflops;
+	}
+	if (pk->cal) {
+		out->measured_peak_tflops = pk->cal->matmul_tflops[out->dtype];
+		out->measured_source = pk->cal_path;
+		out->measured_time = pk->cal->time;
+		if (isnan(out->measured_peak_tflops))
+			snprintf(out->measured_reason, sizeof out->measured_reason,
+				 "the calibration %.200s has no %s matmul ceiling", pk->cal_path,
+				 mb_dtype_name(out->dtype));
+		else if (!flops)
+			mb_strlcpy(out->measured_reason, "the case counts no FLOPs",
+				   sizeof out->measured_reason);
+		else
+			out->mfu_measured_pct = 100 * out->tflops / out->measured_peak_tflops;
+	}
 }
 
 mb_dtype mb_case_dtype(const mb_params *p)

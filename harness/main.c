@@ -26,6 +26,7 @@ static const struct {
 	{"list", mb_cmd_list, "suites, parameters, backends, model and size presets"},
 	{"info", mb_cmd_info, "the system inventory as JSON"},
 	{"run", mb_cmd_run, "run suites on a backend and write a result file"},
+	{"micro", mb_cmd_micro, "kernel microbenchmarks (Google Benchmark) and measured ceilings"},
 	{"report", mb_cmd_report, "summarise result files as a Markdown report"},
 	{"compare", mb_cmd_compare, "compare two result files: regressions, with significance"},
 };

@@ -30,12 +30,17 @@ const char *mb_run_status_name(mb_run_status s)
 
 /* cJSON 1.7.15 prints with "%1.15g" and keeps it when it is within a
  * relative epsilon, which loses digits (ecosystem.md §2.2). We print the
- * shortest "%.Ng" that strtod maps back to the same bits, as raw text. */
+ * shortest "%.Ng" that strtod maps back to the same bits, as raw text, and
+ * whole numbers below 2^53 as integers. */
 static cJSON *exact_number(double v)
 {
 	if (!isfinite(v))
 		return cJSON_CreateNull();
 	char buf[40];
+	if (v == floor(v) && fabs(v) < 9007199254740992.0) { /* an integer: 20, not 2e+01 */
+		snprintf(buf, sizeof buf, "%.0f", v);
+		return cJSON_CreateRaw(buf);
+	}
 	for (int prec = 1; prec <= 17; prec++) {
 		snprintf(buf, sizeof buf, "%.*g", prec, v);
 		if (strtod(buf, NULL) == v)
@@ -152,6 +157,37 @@ static void add_mfu(cJSON *m, const mb_metrics *x)
 	cJSON_AddStringToObject(p, "source", x->peak_source ? x->peak_source : "");
 }
 
+/* The computed and the measured peak beside the published one, each with
+ * its kind, so none can pass for another. */
+static void add_other_mfu(cJSON *m, const mb_metrics *x)
+{
+	mb_json_add_num(m, "mfu_computed_pct", x->mfu_computed_pct);
+	if (isnan(x->mfu_computed_pct))
+		cJSON_AddStringToObject(m, "mfu_computed_reason", x->computed_reason);
+	if (isnan(x->computed_peak_tflops)) {
+		cJSON_AddNullToObject(m, "computed_peak");
+	} else {
+		cJSON *p = cJSON_AddObjectToObject(m, "computed_peak");
+		mb_json_add_num(p, "tflops", x->computed_peak_tflops);
+		cJSON_AddStringToObject(p, "dtype", mb_dtype_name(x->dtype));
+		cJSON_AddStringToObject(p, "kind", "computed");
+		cJSON_AddStringToObject(p, "how", x->computed_how);
+	}
+	mb_json_add_num(m, "mfu_measured_pct", x->mfu_measured_pct);
+	if (isnan(x->mfu_measured_pct))
+		cJSON_AddStringToObject(m, "mfu_measured_reason", x->measured_reason);
+	if (isnan(x->measured_peak_tflops)) {
+		cJSON_AddNullToObject(m, "measured_peak");
+		return;
+	}
+	cJSON *p = cJSON_AddObjectToObject(m, "measured_peak");
+	mb_json_add_num(p, "tflops", x->measured_peak_tflops);
+	cJSON_AddStringToObject(p, "dtype", mb_dtype_name(x->dtype));
+	cJSON_AddStringToObject(p, "kind", "measured");
+	cJSON_AddStringToObject(p, "source", x->measured_source ? x->measured_source : "");
+	cJSON_AddStringToObject(p, "time", x->measured_time ? x->measured_time : "");
+}
+
 static void add_cost_metrics(cJSON *c, const mb_case_result *r)
 {
 	if (!r->has_cost) {
@@ -178,6 +214,7 @@ static void add_cost_metrics(cJSON *c, const mb_case_result *r)
 	mb_json_add_num(m, "busbw_gbps", r->metrics.busbw_gbps);
 	mb_json_add_num(m, "to_others_gbps", r->metrics.to_others_gbps);
 	add_mfu(m, &r->metrics);
+	add_other_mfu(m, &r->metrics);
 }
 
 static void add_check(cJSON *c, const mb_case_result *r)
@@ -407,6 +444,13 @@ cJSON *mb_result_to_json(const mb_run *run)
 		cJSON_AddStringToObject(cfg, "replay_of", run->replay_of);
 	else
 		cJSON_AddNullToObject(cfg, "replay_of");
+	if (run->calibration) {
+		cJSON_AddStringToObject(cfg, "calibration", run->calibration);
+	} else {
+		cJSON_AddNullToObject(cfg, "calibration");
+		cJSON_AddStringToObject(cfg, "calibration_reason",
+					run->calibration_reason ? run->calibration_reason : "");
+	}
 	mb_json_add_u64(cfg, "seed", run->seed);
 	cJSON_AddNumberToObject(cfg, "warmup", run->warmup);
 	cJSON_AddNumberToObject(cfg, "iters", run->iters);

@@ -36,6 +36,14 @@ typedef struct mb_metrics {
 	const char *peak_device; /* the hardware/specs entry's name (static), or NULL */
 	const char *peak_source; /* where the peak is published (static), or NULL */
 	char mfu_reason[160];  /* why mfu_pct is NAN ("" otherwise) */
+	/* Beside it (mb_metrics_peaks): against the peak computed from a CPU's
+	 * cores, clock and vector units, and against the matmul ceiling that
+	 * `moebench micro` measured; NAN with the reason when there is none. */
+	double mfu_computed_pct, computed_peak_tflops;
+	char computed_how[200], computed_reason[200];
+	double mfu_measured_pct, measured_peak_tflops;
+	const char *measured_source, *measured_time; /* the calibration file (borrowed) */
+	char measured_reason[320];
 } mb_metrics;
 
 typedef struct mb_case_result {
@@ -90,6 +98,8 @@ typedef struct mb_run {
 	uint64_t seed;
 	int warmup, iters;
 	const char *replay_of; /* --replay: the run_id replayed, or NULL */
+	const char *calibration; /* the calibration file used, or NULL ... */
+	const char *calibration_reason; /* ... why none */
 	int world_size, world_rank;
 	const char *launcher;  /* "none", "mpirun", "srun" */
 	int nodes, ranks_per_node; /* nodes, and the most ranks on one */

@@ -501,6 +501,8 @@ static int run_case(const mb_run_opts *o, mb_dev *dev, const mb_case_spec *cs, m
 	if (r->has_cost)
 		mb_metrics_derive(&r->cost, &r->stats, w->size, &di, mb_case_dtype(&r->params),
 				  &r->metrics);
+	if (r->has_cost)
+		mb_metrics_peaks(o->peaks, &r->metrics);
 
 	if (strcmp(di.kind, "none") == 0) {
 		r->status = MB_CASE_INVALID;

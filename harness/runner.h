@@ -35,6 +35,7 @@ typedef struct mb_run_opts {
 	/* The longest a rank may take for one step (setup, one iteration, the
 	 * check) before the watchdog ends the run; 0: derived (runner.c). */
 	double timeout_s;
+	const struct mb_peaks *peaks; /* computed and measured peaks, or NULL */
 } mb_run_opts;
 
 /* One case to run: a suite and its resolved parameters. */

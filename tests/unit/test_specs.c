@@ -6,7 +6,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "hardware/specs/specs.h"
 #include "harness/cost.h"
@@ -183,6 +187,129 @@ static void test_case_dtype(void **st)
 	assert_int_equal(mb_case_dtype(&p), MB_FP32);
 }
 
+/* ---- CPUs: the computed peak ---- */
+
+static void test_cpu_peak_formula(void **st)
+{
+	(void)st;
+	char how[200];
+	/* 2 FMA x 16 lanes x 2 FLOP x 2 cores x 3 GHz = 384 GFLOP/s */
+	double v = mb_spec_cpu_peak_tflops(MB_FP32, 2, 3.0, 512, 2, MB_CPU_BF16_NONE, how, sizeof how);
+	assert_true(fabs(v - 0.384) < 1e-12);
+	assert_string_equal(how, "2 FMA units x 16 fp32 lanes x 2 FLOP x 2 cores x 3.00 GHz");
+	v = mb_spec_cpu_peak_tflops(MB_FP64, 2, 3.0, 512, 2, MB_CPU_BF16_NONE, how, sizeof how);
+	assert_true(fabs(v - 0.192) < 1e-12);
+	assert_non_null(strstr(how, "8 fp64 lanes"));
+	/* AVX2 machine: 8 lanes */
+	v = mb_spec_cpu_peak_tflops(MB_FP32, 96, 2.4, 256, 2, MB_CPU_BF16_AVX512, how, sizeof how);
+	assert_true(fabs(v - 96 * 32 * 2.4 / 1e3) < 1e-12); /* facts §D.3: Zen 4 ~7.4 */
+	/* bf16 with VDPBF16PS: twice fp32 (64 FLOP/cycle on Zen 4, facts §D.3) */
+	v = mb_spec_cpu_peak_tflops(MB_BF16, 96, 2.4, 256, 2, MB_CPU_BF16_AVX512, how, sizeof how);
+	assert_true(fabs(v - 96 * 64 * 2.4 / 1e3) < 1e-12);
+	assert_non_null(strstr(how, "VDPBF16PS"));
+	/* AMX: 1024 FLOP per cycle per core */
+	v = mb_spec_cpu_peak_tflops(MB_BF16, 2, 3.0, 512, 2, MB_CPU_BF16_AMX, how, sizeof how);
+	assert_true(fabs(v - 6.144) < 1e-12);
+	assert_non_null(strstr(how, "AMX"));
+	/* no bf16 arithmetic, fp16, nonsense: NAN with the reason */
+	v = mb_spec_cpu_peak_tflops(MB_BF16, 2, 3.0, 512, 2, MB_CPU_BF16_NONE, how, sizeof how);
+	assert_true(isnan(v));
+	assert_non_null(strstr(how, "no bf16 arithmetic"));
+	assert_true(isnan(mb_spec_cpu_peak_tflops(MB_FP16, 2, 3, 512, 2, 0, how, sizeof how)));
+	assert_true(isnan(mb_spec_cpu_peak_tflops(MB_FP32, 0, 3, 512, 2, 0, how, sizeof how)));
+	assert_true(isnan(mb_spec_cpu_peak_tflops(MB_FP32, 2, NAN, 512, 2, 0, how, sizeof how)));
+	assert_true(isnan(mb_spec_cpu_peak_tflops(MB_FP32, 2, 3, 384, 2, 0, how, sizeof how)));
+	assert_non_null(strstr(how, "out of range"));
+	assert_true(mb_spec_cpu_peak_tflops(MB_FP32, 1, 1, 128, 1, 0, NULL, 0) == 0.008);
+}
+
+/* A fake root with proc/cpuinfo (and cpufreq when khz > 0). */
+static void fake_root(char *root, const char *cpuinfo, long khz)
+{
+	char path[320];
+	strcpy(root, "/tmp/test_specs.XXXXXX");
+	assert_non_null(mkdtemp(root));
+	snprintf(path, sizeof path, "%s/proc", root);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof path, "%s/proc/cpuinfo", root);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(cpuinfo, f);
+	fclose(f);
+	if (khz > 0) {
+		snprintf(path, sizeof path, "mkdir -p %s/sys/devices/system/cpu/cpu0/cpufreq && "
+			 "echo %ld > %s/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq",
+			 root, khz, root);
+		assert_int_equal(system(path), 0);
+	}
+}
+
+static void rm_root(const char *root)
+{
+	char cmd[96];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+	assert_int_equal(system(cmd), 0);
+}
+
+#define INTEL_CPU(n, core)                                                                    \
+	"processor\t: " #n "\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n"      \
+	"cpu MHz\t\t: 2000.000\nphysical id\t: 0\ncore id\t\t: " #core "\n"                     \
+	"flags\t\t: fpu sse avx avx2 fma avx512f avx512_bf16 amx_bf16 amx_tile\n\n"
+
+static void test_cpu_detect(void **st)
+{
+	(void)st;
+	char root[32];
+	mb_cpu_caps c;
+	/* 4 hardware threads on 2 cores; cpufreq gives the clock */
+	fake_root(root, INTEL_CPU(0, 0) INTEL_CPU(1, 1) INTEL_CPU(2, 0) INTEL_CPU(3, 1), 3800000);
+	assert_int_equal(mb_spec_cpu_detect(root, &c), 0);
+	assert_int_equal(c.cores, 2);
+	assert_true(fabs(c.ghz - 3.8) < 1e-12);
+	assert_string_equal(c.ghz_from, "cpuinfo_max_freq");
+	assert_int_equal(c.simd_bits, 512);
+	assert_int_equal(c.fma_units, 2);
+	assert_int_equal(c.bf16, MB_CPU_BF16_AMX);
+	rm_root(root);
+
+	/* no cpufreq (a VM): "cpu MHz" */
+	fake_root(root, INTEL_CPU(0, 0), 0);
+	assert_int_equal(mb_spec_cpu_detect(root, &c), 0);
+	assert_int_equal(c.cores, 1);
+	assert_true(fabs(c.ghz - 2.0) < 1e-12);
+	assert_string_equal(c.ghz_from, "cpu MHz");
+	assert_non_null(strstr(c.note, "cpu MHz"));
+	rm_root(root);
+
+	/* Zen 4: AVX-512 on a 256-bit datapath; avx512_bf16 without AMX; no ids */
+	fake_root(root, "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n"
+			"cpu MHz\t\t: 2400.000\nflags\t\t: avx avx2 fma avx512f avx512_bf16\n\n"
+			"processor\t: 1\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n\n", 0);
+	assert_int_equal(mb_spec_cpu_detect(root, &c), 0);
+	assert_int_equal(c.cores, 2);
+	assert_int_equal(c.simd_bits, 256);
+	assert_int_equal(c.bf16, MB_CPU_BF16_AVX512);
+	assert_non_null(strstr(c.note, "Zen 4"));
+	rm_root(root);
+
+	/* an old CPU: SSE only, no FMA */
+	fake_root(root, "processor\t: 0\ncpu MHz\t\t: 1000\nflags\t\t: fpu sse sse2 fmaxx\n", 0);
+	assert_int_equal(mb_spec_cpu_detect(root, &c), 0);
+	assert_int_equal(c.simd_bits, 128);
+	assert_int_equal(c.fma_units, 1); /* "fmaxx" is not "fma" */
+	assert_int_equal(c.bf16, MB_CPU_BF16_NONE);
+	rm_root(root);
+
+	/* nothing usable */
+	fake_root(root, "garbage\n", 0);
+	assert_int_equal(mb_spec_cpu_detect(root, &c), MB_ERR_IO);
+	rm_root(root);
+	assert_int_equal(mb_spec_cpu_detect("/nonexistent", &c), MB_ERR_IO);
+	/* this machine: something sensible */
+	assert_int_equal(mb_spec_cpu_detect(NULL, &c), 0);
+	assert_true(c.cores >= 1 && c.ghz > 0.1 && c.simd_bits >= 128);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +321,8 @@ int main(void)
 		cmocka_unit_test(test_mfu_fake_h100),
 		cmocka_unit_test(test_mfu_cpu_and_unknown),
 		cmocka_unit_test(test_case_dtype),
+		cmocka_unit_test(test_cpu_peak_formula),
+		cmocka_unit_test(test_cpu_detect),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
