@@ -10,6 +10,7 @@
 
 #include "../hardware/net/net.h"
 #include "../hardware/power/power.h"
+#include "../hardware/specs/specs.h"
 #include "cli.h"
 #include "result.h"
 #include "sysinfo.h"
@@ -105,6 +106,32 @@ static void list_sizes(const mb_registry *reg, const mb_model *m)
 	}
 }
 
+/* The published figures MFU divides by (hardware/specs), each a datasheet
+ * or vendor number with its source; "-" where none is published. */
+static void list_specs(void)
+{
+	int n;
+	const mb_spec *t = mb_spec_table(&n);
+	printf("\npublished peaks (hardware/specs; datasheet figures, not measurements):\n");
+	printf("  %-30s %9s %9s %8s %9s %7s\n", "device", "bf16 TF/s", "fp8 TF/s", "mem GB/s",
+	       "link GB/s", "TDP W");
+	for (int i = 0; i < n; i++) {
+		char fp8[16] = "-", mem[16] = "-", link[16] = "-", tdp[16] = "-";
+		if (t[i].mem_gbps > 0)
+			snprintf(mem, sizeof mem, "%.0f", t[i].mem_gbps);
+		if (t[i].fp8_tflops > 0)
+			snprintf(fp8, sizeof fp8, "%.1f", t[i].fp8_tflops);
+		if (t[i].link_gbps > 0)
+			snprintf(link, sizeof link, "%.0f", t[i].link_gbps);
+		if (t[i].tdp_w > 0)
+			snprintf(tdp, sizeof tdp, "%.0f", t[i].tdp_w);
+		printf("  %-30s %9.1f %9s %8s %9s %7s  %s\n", t[i].name, t[i].tflops[MB_BF16], fp8, mem,
+		       link, tdp, t[i].link ? t[i].link : "");
+	}
+	printf("  CPUs: a peak computed from the detected cores, clock and vector units (printed "
+	       "by moebench micro;\n  results carry it as metrics.computed_peak)\n");
+}
+
 int mb_cmd_list(const mb_registry *reg, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -120,8 +147,8 @@ int mb_cmd_list(const mb_registry *reg, int argc, char **argv)
 			printf("usage: moebench list [--model NAME]\n\n"
 			       "Lists the suites with their parameters (type, default, accepted range),\n"
 			       "the backends compiled in and whether a device is present, the model\n"
-			       "presets with their shapes, and what each size preset sets for the\n"
-			       "model given (default deepseek-v3).\n");
+			       "presets with their shapes, what each size preset sets for the\n"
+			       "model given (default deepseek-v3), and the published device peaks.\n");
 			return MB_EXIT_OK;
 		} else {
 			return mb_usage_error(MB_EXIT_USAGE, "list: unknown option '%s' (see --help)",
@@ -137,6 +164,7 @@ int mb_cmd_list(const mb_registry *reg, int argc, char **argv)
 	list_backends(reg);
 	list_models();
 	list_sizes(reg, m);
+	list_specs();
 	return MB_EXIT_OK;
 }
 

@@ -34,6 +34,9 @@ static const mb_spec specs[] = {
 		.match = {"A100-SXM4-80GB", "A100-SXM-80GB", "A100 SXM4 80GB"},
 		.tflops = {[MB_BF16] = 312},
 		.mem_gbps = 2039,
+		.link_gbps = 600,
+		.link = "NVLink, bidirectional",
+		.tdp_w = 400,
 		.source = "✅ torchtitan torchtitan/tools/utils.py (A100 312e12); 🟡 NVIDIA A100 "
 			  "datasheet table via https://jishuzhan.net/article/1872432607539499010 "
 			  "(facts-models-hardware.md §D.2)",
@@ -45,6 +48,9 @@ static const mb_spec specs[] = {
 		.tflops = {[MB_BF16] = 989.4},
 		.fp8_tflops = 1978.9,
 		.mem_gbps = 3350,
+		.link_gbps = 900,
+		.link = "NVLink, bidirectional",
+		.tdp_w = 700,
 		.source = "✅ torchtitan torchtitan/tools/utils.py (H100 SXM 989e12); ✅ Lightning "
 			  "GPU_AVAILABLE_FLOPS h100-sxm (bf16 1.979e15/2, 8-bit 3.958e15/2) "
 			  "(facts-models-hardware.md §D.2)",
@@ -56,6 +62,8 @@ static const mb_spec specs[] = {
 		.tflops = {[MB_BF16] = 989},
 		.fp8_tflops = 1979,
 		.mem_gbps = 3350,
+		.link_gbps = 400,
+		.link = "NVLink, bidirectional",
 		.source = "🟡 same silicon as H100 SXM, NVLink cut to 400 GB/s: "
 			  "https://www.philisun.com/technical-analysis/nvidia-h800-vs-h100- "
 			  "(facts-models-hardware.md §D.2)",
@@ -67,6 +75,9 @@ static const mb_spec specs[] = {
 		.tflops = {[MB_BF16] = 989},
 		.fp8_tflops = 1979,
 		.mem_gbps = 4800,
+		.link_gbps = 900,
+		.link = "NVLink, bidirectional",
+		.tdp_w = 700,
 		.source = "✅ torchtitan torchtitan/tools/utils.py (H200 989e12); 🟡 "
 			  "https://gentic.news/ai-data-centers/learn/compute "
 			  "(facts-models-hardware.md §D.2)",
@@ -78,6 +89,9 @@ static const mb_spec specs[] = {
 		.tflops = {[MB_BF16] = 2250},
 		.fp8_tflops = 4500,
 		.mem_gbps = 8000,
+		.link_gbps = 1800,
+		.link = "NVLink 5, bidirectional",
+		.tdp_w = 1000,
 		.source = "✅ torchtitan torchtitan/tools/utils.py (B200 2.25e15, citing the "
 			  "Blackwell datasheet); 🟡 https://glennklockwood.com/garden/processors/B200 "
 			  "(facts-models-hardware.md §D.2)",
@@ -88,6 +102,9 @@ static const mb_spec specs[] = {
 		.tflops = {[MB_BF16] = 1307.4},
 		.fp8_tflops = 2614.9,
 		.mem_gbps = 5300,
+		.link_gbps = 896,
+		.link = "Infinity Fabric, aggregate of 7 x 128 GB/s",
+		.tdp_w = 750,
 		.source = "✅ torchtitan torchtitan/tools/utils.py (MI300X 1300e12, citing amd.com: "
 			  "1307.4 dense) (facts-models-hardware.md §D.2)",
 	},
@@ -96,6 +113,8 @@ static const mb_spec specs[] = {
 		.match = {"910B1"},
 		.tflops = {[MB_BF16] = 373.88},
 		.mem_gbps = 1600,
+		.link_gbps = 392,
+		.link = "HCCS, 7 links x 56 GB/s",
 		.source = "🟡 Huawei-authored TorchTitan Ascend plugin _ASCEND_BF16_PEAK_FLOPS "
 			  "(BF16 Cube peak; 400 total); HBM 1.6 TB/s 🟡 (facts-models-hardware.md §D.1)",
 	},
@@ -104,6 +123,8 @@ static const mb_spec specs[] = {
 		.match = {"910B2"},
 		.tflops = {[MB_BF16] = 353.8944},
 		.mem_gbps = 1600,
+		.link_gbps = 392,
+		.link = "HCCS, 7 links x 56 GB/s",
 		.source = "🟡 Huawei-authored TorchTitan Ascend plugin _ASCEND_BF16_PEAK_FLOPS "
 			  "(BF16 Cube peak; 376 total); HBM 1.6 TB/s 🟡 (facts-models-hardware.md §D.1)",
 	},
@@ -112,6 +133,8 @@ static const mb_spec specs[] = {
 		.match = {"910B3"},
 		.tflops = {[MB_BF16] = 294.912},
 		.mem_gbps = 1600,
+		.link_gbps = 392,
+		.link = "HCCS, 7 links x 56 GB/s",
 		.source = "🟡 Huawei-authored TorchTitan Ascend plugin _ASCEND_BF16_PEAK_FLOPS "
 			  "(BF16 Cube peak; 313 total); HBM 1.6 TB/s 🟡 (facts-models-hardware.md §D.1)",
 	},
@@ -120,6 +143,8 @@ static const mb_spec specs[] = {
 		.match = {"910B4"},
 		.tflops = {[MB_BF16] = 245.76},
 		.mem_gbps = 1600,
+		.link_gbps = 392,
+		.link = "HCCS, 7 links x 56 GB/s",
 		.source = "🟡 Huawei-authored TorchTitan Ascend plugin _ASCEND_BF16_PEAK_FLOPS "
 			  "(BF16 Cube peak; 280 total); HBM 1.6 TB/s 🟡 (facts-models-hardware.md §D.1)",
 	},
@@ -127,6 +152,8 @@ static const mb_spec specs[] = {
 		.name = "Huawei Ascend 910C (one die)",
 		.match = {"910_93", "910C"},
 		.tflops = {[MB_BF16] = 353.8944},
+		.link_gbps = 196,
+		.link = "Unified Bus per die, 7 x 224 Gbps, per direction",
 		.source = "🟡 per die, as CANN shows each of the package's 2 dies as a device: "
 			  "Huawei-authored TorchTitan Ascend plugin (Ascend910_9362/9392, BF16 Cube "
 			  "peak 353.9, ≈708 per package); the CloudMatrix384 paper summary "

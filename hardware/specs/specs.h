@@ -33,6 +33,9 @@ typedef struct mb_spec {
 	double tflops[MB_DTYPE_COUNT];
 	double fp8_tflops; /* dense FP8 peak, 0 if none (no mb_dtype for it yet) */
 	double mem_gbps;   /* published memory bandwidth, GB/s (1e9 B/s) */
+	double link_gbps;  /* published scale-up link bandwidth per device, GB/s; 0 if none */
+	const char *link;  /* what link_gbps counts ("NVLink, bidirectional"), or NULL */
+	double tdp_w;      /* published board power, W; 0 where no figure is published */
 	const char *source; /* where the figures come from, with status */
 } mb_spec;
 

@@ -78,6 +78,11 @@ static void test_peaks_per_dtype(void **st)
 	assert_non_null(strstr(src, "torchtitan"));
 	assert_true(h100->fp8_tflops == 1978.9);
 	assert_true(h100->mem_gbps == 3350);
+	assert_true(h100->link_gbps == 900 && h100->tdp_w == 700);
+	assert_non_null(strstr(h100->link, "NVLink"));
+	const mb_spec *b1 = mb_spec_find("Ascend910B1");
+	assert_non_null(b1);
+	assert_true(b1->link_gbps == 392 && b1->tdp_w == 0); /* no published Ascend TDP */
 	/* The facts give no fp32 (or fp16) tensor rate: none is invented. */
 	assert_true(isnan(mb_spec_peak_tflops(h100, MB_FP32, &src)));
 	assert_null(src);
