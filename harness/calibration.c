@@ -24,41 +24,8 @@
 /* Read path whole (bounded) and parse it. */
 static int cal_parse(const char *path, cJSON **out)
 {
-	*out = NULL;
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return mb_err(MB_ERR_USAGE, "calibration %s: cannot open: %s", path, strerror(errno));
-	struct stat st;
-	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-		fclose(f);
-		return mb_err(MB_ERR_USAGE, "calibration %s: not a regular file", path);
-	}
-	if ((uint64_t)st.st_size > MB_CALIBRATION_MAX_BYTES) {
-		fclose(f);
-		return mb_err(MB_ERR_USAGE, "calibration %s: larger than %u MiB", path,
-			      MB_CALIBRATION_MAX_BYTES >> 20);
-	}
-	size_t len = (size_t)st.st_size;
-	char *buf = malloc(len + 1);
-	if (!buf) {
-		fclose(f);
-		return mb_err(MB_ERR_NOMEM, "calibration %s: out of memory", path);
-	}
-	size_t got = fread(buf, 1, len, f);
-	fclose(f);
-	if (got != len) {
-		free(buf);
-		return mb_err(MB_ERR_USAGE, "calibration %s: short read", path);
-	}
-	buf[len] = '\0';
-	*out = cJSON_ParseWithLength(buf, len);
-	free(buf);
-	if (!*out || !cJSON_IsObject(*out)) {
-		cJSON_Delete(*out);
-		*out = NULL;
-		return mb_err(MB_ERR_USAGE, "calibration %s: not a JSON object", path);
-	}
-	return 0;
+	int rc = mb_json_load(path, MB_CALIBRATION_MAX_BYTES, out);
+	return rc ? mb_err(MB_ERR_USAGE, "calibration: %s", mb_errmsg()) : 0;
 }
 
 /* A required string field, at most n-1 bytes, copied into dst. */

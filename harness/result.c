@@ -538,7 +538,7 @@ int mb_result_write(const mb_run *run, const char *path)
 	return rc;
 }
 
-int mb_result_load(const char *path, cJSON **out)
+int mb_json_load(const char *path, size_t limit, cJSON **out)
 {
 	*out = NULL;
 	FILE *f = fopen(path, "rb");
@@ -549,9 +549,9 @@ int mb_result_load(const char *path, cJSON **out)
 		fclose(f);
 		return mb_err(MB_ERR_USAGE, "%s is not a regular file", path);
 	}
-	if ((uint64_t)st.st_size > LOAD_LIMIT) {
+	if ((uint64_t)st.st_size > limit) {
 		fclose(f);
-		return mb_err(MB_ERR_USAGE, "%s is larger than %u MiB", path, LOAD_LIMIT >> 20);
+		return mb_err(MB_ERR_USAGE, "%s is larger than %zu MiB", path, limit >> 20);
 	}
 	size_t len = (size_t)st.st_size;
 	char *buf = malloc(len + 1);
@@ -568,11 +568,23 @@ int mb_result_load(const char *path, cJSON **out)
 	buf[len] = '\0';
 	cJSON *root = cJSON_ParseWithLength(buf, len);
 	free(buf);
-	if (!root)
-		return mb_err(MB_ERR_USAGE, "%s is not valid JSON", path);
+	if (!root || !cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		return mb_err(MB_ERR_USAGE, "%s is not a JSON object", path);
+	}
+	*out = root;
+	return 0;
+}
+
+int mb_result_load(const char *path, cJSON **out)
+{
+	cJSON *root;
+	int rc = mb_json_load(path, LOAD_LIMIT, &root);
+	*out = NULL;
+	if (rc)
+		return rc;
 	const cJSON *schema = cJSON_GetObjectItemCaseSensitive(root, "schema");
-	if (!cJSON_IsObject(root) || !cJSON_IsString(schema) ||
-	    strcmp(schema->valuestring, MB_SCHEMA) != 0) {
+	if (!cJSON_IsString(schema) || strcmp(schema->valuestring, MB_SCHEMA) != 0) {
 		cJSON_Delete(root);
 		return mb_err(MB_ERR_USAGE, "%s is not a %s file", path, MB_SCHEMA);
 	}

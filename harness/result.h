@@ -130,6 +130,10 @@ int mb_result_write(const mb_run *run, const char *path) MB_MUST_CHECK;
 /* Write text to path atomically (temp file + fsync + rename). */
 int mb_write_atomic(const char *path, const char *text, size_t len) MB_MUST_CHECK;
 
+/* Read and parse a JSON object from a file written by anyone: a regular
+ * file of at most limit bytes. MB_ERR_USAGE with one line naming it. */
+int mb_json_load(const char *path, size_t limit, cJSON **out) MB_MUST_CHECK;
+
 /* Read and parse a result file written by anyone: bounded size (256 MiB),
  * must be a JSON object whose "schema" is MB_SCHEMA. *out is the tree. */
 int mb_result_load(const char *path, cJSON **out) MB_MUST_CHECK;
