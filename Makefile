@@ -31,7 +31,7 @@ LDLIBS_ALL = $(SAN) -fopenmp $(PKG_LIBS) -lstdc++ -lm -ldl -lpthread $(LDLIBS)
 
 HARNESS  := harness/mb.c harness/params.c harness/stats.c harness/device.c harness/result.c \
             harness/sysinfo.c harness/sysinfo_pci.c harness/cost.c harness/runner.c harness/cli.c harness/cmd_run.c \
-            harness/report.c harness/world.c harness/watchdog.c harness/replay.c harness/compare.c harness/cmd_compare.c harness/cmd_micro.c harness/calibration.c
+            harness/report.c harness/world.c harness/watchdog.c harness/replay.c harness/compare.c harness/cmd_compare.c harness/cmd_micro.c harness/calibration.c harness/check.c harness/cmd_check.c
 SUITES   := suites/presets.c suites/ref.c suites/gmm.c suites/gmm_check.c suites/gemm.c suites/alltoall.c suites/suite.c suites/attention.c suites/ref_attn.c suites/train_step.c suites/train_step_graph.c
 HARDWARE := hardware/specs/specs.c hardware/null/null.c hardware/cpu/cpu.c hardware/cpu/cpu_comm.c hardware/cpu/cpu_attn.c hardware/cpu/cpu_train.c hardware/cpu/cpu_bf16.c \
             $(wildcard hardware/power/*.c hardware/net/*.c)
@@ -48,7 +48,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 GIT_COMMIT := $(shell git rev-parse --verify -q HEAD 2>/dev/null || echo unknown)
 GIT_DIRTY  := $(shell test -n "$$(git status --porcelain --untracked-files=no 2>/dev/null)" && echo 1 || echo 0)
 
-.PHONY: all deps run test unit e2e asan clean bench perf-gate bench-compare
+.PHONY: all deps run test unit e2e asan clean bench perf-gate bench-compare fuzz
 .DEFAULT_GOAL := all
 
 all: $(BIN)
@@ -123,6 +123,11 @@ perf-gate: $(BIN) $(JSONQ)
 
 bench-compare: $(BIN) $(JSONQ)
 	sh ci/bench-compare.sh
+
+# libFuzzer on the result reader and `moebench check` (clang; not part of `make test`)
+FUZZ_SECONDS ?= 60
+fuzz:
+	sh ci/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf build build-asan

@@ -26,6 +26,7 @@ int mb_cmd_run(const mb_registry *reg, int argc, char **argv);
 int mb_cmd_micro(const mb_registry *reg, int argc, char **argv);
 int mb_cmd_report(const mb_registry *reg, int argc, char **argv);
 int mb_cmd_compare(const mb_registry *reg, int argc, char **argv);
+int mb_cmd_check(const mb_registry *reg, int argc, char **argv);
 
 /* Print "moebench: <msg>" on stderr; returns code. */
 int mb_usage_error(int code, const char *fmt, ...) MB_PRINTF(2, 3);

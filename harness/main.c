@@ -29,6 +29,7 @@ static const struct {
 	{"micro", mb_cmd_micro, "kernel microbenchmarks (Google Benchmark) and measured ceilings"},
 	{"report", mb_cmd_report, "summarise result files as a Markdown report"},
 	{"compare", mb_cmd_compare, "compare two result files: regressions, with significance"},
+	{"check", mb_cmd_check, "re-derive result files from their samples and formulas"},
 };
 
 static void usage(FILE *f)

@@ -4,7 +4,7 @@
  * "type 7" rule of R and numpy). The 95% confidence interval of the median
  * is the distribution-free order-statistic interval: ranks
  * floor(n/2 - 0.98*sqrt(n)) and ceil(1 + n/2 + 0.98*sqrt(n)) (1-based,
- * clamped), from the binomial(n, 1/2) normal approximation; with n < 6 it
+ * clamped), from the binomial(n, 1/2) normal approximation; with n < 8 it
  * spans min..max and ci_exact says so (coverage is then below 95%).
  */
 #ifndef MB_STATS_H

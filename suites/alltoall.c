@@ -661,6 +661,21 @@ static void a2a_counts_hier(a2a_state *st)
 /* The EP group (ep consecutive world ranks) and, for hier, its layout:
  * node-major, the same number of ranks on every node. MB_ERR_USAGE with
  * one line otherwise. */
+/* The nodes the EP group's ranks are on, in any layout (node numbers are
+ * below the group's size on any world that numbers them in order). */
+static int a2a_distinct_nodes(const a2a_state *st)
+{
+	int most = 0, n = 0;
+	for (int i = 0; i < st->ep; i++)
+		most = a2a_node(st, i) > most ? a2a_node(st, i) : most;
+	char *seen = calloc((size_t)most + 1, 1);
+	for (int i = 0; seen && i < st->ep; i++)
+		if (!seen[a2a_node(st, i)]++)
+			n++;
+	free(seen);
+	return n ? n : 1;
+}
+
 static int a2a_layout(a2a_state *st, int world_rank, int world_size)
 {
 	int rc = mb_group_sizes("alltoall", world_size, &st->ep, &st->dp);
@@ -690,7 +705,8 @@ static int a2a_layout(a2a_state *st, int world_rank, int world_size)
 		if (st->hier)
 			return mb_err(MB_ERR_USAGE, "alltoall: algo=hier needs the EP group's ranks "
 						    "node-major with the same number on every node");
-		st->per_node = 0; /* uneven: reported as such */
+		st->per_node = 0; /* not node-major or uneven: flat only, nodes counted apart */
+		st->nodes = a2a_distinct_nodes(st);
 	}
 	return 0;
 }
@@ -764,7 +780,8 @@ static int a2a_setup(const mb_case_ctx *ctx, void **out)
 	if (!st->matrix || (st->hier && !st->need))
 		return mb_err(MB_ERR_NOMEM, "alltoall: out of memory for %d x %d counts", st->size,
 			      st->size);
-	rc = mb_a2a_group_matrix(&st->spec, st->base, st->size, st->nodes, st->matrix, st->need);
+	rc = mb_a2a_group_matrix(&st->spec, st->base, st->size, st->hier ? st->nodes : 1,
+				 st->matrix, st->need);
 	if (rc)
 		return rc;
 	st->nx = st->hier ? 2 : 1;
