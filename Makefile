@@ -10,7 +10,7 @@ endif
 BUILD    ?= build
 PKGS     := openblas hwloc libcjson ompi benchmark
 DEB_PKGS := libopenblas-dev libopenmpi-dev openmpi-bin libhwloc-dev libcjson-dev \
-            libbenchmark-dev libcmocka-dev gnuplot-nox pkg-config
+            libbenchmark-dev libcmocka-dev gnuplot-nox chromium pkg-config
 
 # pkg-config is only asked once the deps step has run (it may be what
 # installs the .pc files), so these are recursively expanded.
@@ -31,7 +31,8 @@ LDLIBS_ALL = $(SAN) -fopenmp $(PKG_LIBS) -lstdc++ -lm -ldl -lpthread $(LDLIBS)
 
 HARNESS  := harness/mb.c harness/params.c harness/stats.c harness/device.c harness/result.c \
             harness/sysinfo.c harness/sysinfo_pci.c harness/cost.c harness/runner.c harness/cli.c harness/cmd_run.c \
-            harness/report.c harness/world.c harness/watchdog.c harness/replay.c harness/compare.c harness/cmd_compare.c harness/cmd_micro.c harness/calibration.c harness/check.c harness/cmd_check.c
+            harness/report.c harness/world.c harness/watchdog.c harness/replay.c harness/compare.c harness/cmd_compare.c harness/cmd_micro.c harness/calibration.c harness/check.c harness/cmd_check.c \
+            harness/report_esc.c harness/report_doc.c harness/report_svg.c harness/report_plot.c harness/report_gnuplot.c
 SUITES   := suites/presets.c suites/ref.c suites/gmm.c suites/gmm_check.c suites/gemm.c suites/alltoall.c suites/suite.c suites/attention.c suites/ref_attn.c suites/train_step.c suites/train_step_graph.c
 HARDWARE := hardware/specs/specs.c hardware/null/null.c hardware/cpu/cpu.c hardware/cpu/cpu_comm.c hardware/cpu/cpu_attn.c hardware/cpu/cpu_train.c hardware/cpu/cpu_bf16.c \
             $(wildcard hardware/power/*.c hardware/net/*.c)
@@ -82,10 +83,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJ) $(LDLIBS_ALL) -lcmocka
 
+# The quick workload, then the report of the very file it wrote (its
+# "result:" line), keeping the run's exit code.
 run: deps
 	@$(MAKE) --no-print-directory all
-	./$(BIN) run -b cpu --preset quick -o results
-	./$(BIN) report "$$(ls -t results/*.json | head -n 1)" -o report
+	@{ ./$(BIN) run -b cpu --preset quick -o results; echo $$? > $(BUILD)/run.rc; } | tee $(BUILD)/run.out
+	@f=$$(sed -n 's/^result: //p' $(BUILD)/run.out | tail -n 1); \
+	  if [ -z "$$f" ]; then echo "make run: the run wrote no result file"; exit 2; fi; \
+	  ./$(BIN) report "$$f" -o report && exit $$(cat $(BUILD)/run.rc)
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; OMP_NUM_THREADS=2 ./$$t; done

@@ -27,7 +27,7 @@ static const struct {
 	{"info", mb_cmd_info, "the system inventory as JSON"},
 	{"run", mb_cmd_run, "run suites on a backend and write a result file"},
 	{"micro", mb_cmd_micro, "kernel microbenchmarks (Google Benchmark) and measured ceilings"},
-	{"report", mb_cmd_report, "summarise result files as a Markdown report"},
+	{"report", mb_cmd_report, "Markdown and HTML report of result files, with plots"},
 	{"compare", mb_cmd_compare, "compare two result files: regressions, with significance"},
 	{"check", mb_cmd_check, "re-derive result files from their samples and formulas"},
 };

@@ -34,7 +34,7 @@ expect_usage "bad seed" "--seed" run --seed 1x -o "$TMP/o"
 expect_usage "unknown option" "unknown option" run --frobnicate -o "$TMP/o"
 expect_usage "unknown command" "unknown command" frobnicate
 expect_usage "unwritable output" "output directory" run -s gemm -o /proc/moebench/o
-expect_usage "report junk file" "not valid JSON" report /etc/hostname -o "$TMP/o"
+expect_usage "report junk file" "not a JSON object" report /etc/hostname -o "$TMP/o"
 expect_usage "report no file" "cannot open" report "$TMP/none.json" -o "$TMP/o"
 
 # Options and key=value parameters may be mixed in any order.
