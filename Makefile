@@ -10,7 +10,7 @@ endif
 BUILD    ?= build
 PKGS     := openblas hwloc libcjson ompi benchmark
 DEB_PKGS := libopenblas-dev libopenmpi-dev openmpi-bin libhwloc-dev libcjson-dev \
-            libbenchmark-dev libcmocka-dev gnuplot-nox chromium pkg-config
+            libbenchmark-dev libcmocka-dev gnuplot-nox chromium pkg-config g++
 
 # pkg-config is only asked once the deps step has run (it may be what
 # installs the .pc files), so these are recursively expanded.
